@@ -1,0 +1,41 @@
+"""The audit log's tables: the hash-chained events and the chain head."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+from app.core.models import UTCDateTime
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEvent(SQLModel, table=True):
+    """One event. ``hash`` = sha256(prev_hash || body), where body is canonical JSON.
+
+    ``body`` is the exact text that was hashed; the other columns repeat parts of it so that
+    auditors' queries can filter without parsing, and verification checks they agree.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_ts", "ts"), Index("ix_audit_events_kind", "kind"))
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    ts: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    effect: str = Field(sa_column=Column(String(16), nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's head: one row, locked by every append so that appends stay linear."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))

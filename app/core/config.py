@@ -1,0 +1,168 @@
+"""Bulwark's one settings object, read from ``BULWARK_*`` environment variables.
+
+Settings are validated when the process starts: an insecure or inconsistent value stops
+Bulwark before it answers a single request (fail closed).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+BUNDLED_POLICY = PACKAGE_DIR / "policy" / "default_policy.toml"
+BUNDLED_DEMO_DIR = PACKAGE_DIR / "records" / "demo"
+BUNDLED_DEMO_MAPPING = BUNDLED_DEMO_DIR / "mapping.toml"
+
+#: Algorithms a court-order signature may ever use. HMAC and ``none`` are never allowed:
+#: a shared secret would let anyone who can verify an order also forge one.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+)
+
+#: Values that must never be used as secrets (copied from examples or left as placeholders).
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "test", "example"})
+
+
+class Settings(BaseSettings):
+    """Every setting of a Bulwark deployment (contract section 6)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BULWARK_", extra="ignore", frozen=True, validate_default=True
+    )
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Where embedded state lives: the SQLite state database and instance secrets.",
+    )
+    database_url: str = Field(
+        default="",
+        description="Bulwark's own state database. Empty: an SQLite file under data_dir.",
+    )
+    records_url: str = Field(
+        default="",
+        description="The backing store: a SQLAlchemy URL or an http(s):// records API. "
+        "Empty: the bundled demo SQLite store under data_dir.",
+    )
+    records_mapping: Path = Field(default=BUNDLED_DEMO_MAPPING)
+    records_api_token: SecretStr | None = Field(
+        default=None, description="Credential Bulwark presents to an upstream records API."
+    )
+    records_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    records_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    records_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_records_per_response: int = Field(default=1000, ge=1, le=100_000)
+    trust_store: Path | None = Field(default=None)
+    policy: Path = Field(default=BUNDLED_POLICY)
+    audience: str = Field(default="bulwark", min_length=1)
+    jurisdictions: Annotated[frozenset[str], NoDecode] = Field(default=frozenset())
+    allowed_algorithms: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset({"RS256", "ES256"})
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for patron pseudonyms in the audit log. Empty: read from "
+        "data_dir/secrets/pseudonym.key (created by `bulwark db upgrade`).",
+    )
+    pseudonym_key_id: str = Field(default="k1", min_length=1, max_length=32)
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="The deployment's own EC private key for audit checkpoints. Empty: "
+        "data_dir/secrets/checkpoint.pem (created by `bulwark db upgrade`).",
+    )
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_token_bytes: int = Field(default=16 * 1024, ge=1024, le=64 * 1024)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    auto_migrate: bool = Field(
+        default=False, description="Upgrade the state schema at start (demo and tests only)."
+    )
+    environment: Literal["production", "development", "test"] = "production"
+
+    @field_validator("jurisdictions", "allowed_algorithms", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("allowed_algorithms")
+    @classmethod
+    def _only_asymmetric(cls, value: frozenset[str]) -> frozenset[str]:
+        refused = sorted(value - ASYMMETRIC_ALGORITHMS)
+        if refused:
+            raise ValueError(
+                f"BULWARK_ALLOWED_ALGORITHMS may only name asymmetric signature algorithms; "
+                f"refused: {', '.join(refused)}"
+            )
+        if not value:
+            raise ValueError("BULWARK_ALLOWED_ALGORITHMS must name at least one algorithm")
+        return value
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _strong_pseudonym_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if raw.lower() in PLACEHOLDER_SECRETS or len(raw) < 32:
+            raise ValueError(
+                "BULWARK_PSEUDONYM_KEY must be at least 32 characters of real randomness "
+                "(for example `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _no_plain_http_records_in_production(self) -> Settings:
+        url = self.records_url
+        if (
+            self.environment == "production"
+            and url.startswith("http://")
+            and not _is_loopback_url(url)
+        ):
+            raise ValueError(
+                "BULWARK_RECORDS_URL uses plain http:// to a remote host; patron records must "
+                "travel over https:// (plain http is accepted only to loopback addresses)"
+            )
+        return self
+
+    @cached_property
+    def state_url(self) -> str:
+        """The state database URL, defaulting to an SQLite file under ``data_dir``."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'bulwark.db').resolve()}"
+
+    @cached_property
+    def store_url(self) -> str:
+        """The records store URL, defaulting to the bundled demo SQLite store."""
+        return self.records_url or f"sqlite:///{(self.data_dir / 'demo-records.db').resolve()}"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Where instance secrets generated by Bulwark itself are kept (mode 0700)."""
+        return self.data_dir / "secrets"
+
+    @property
+    def pseudonym_key_file(self) -> Path:
+        return self.secrets_dir / "pseudonym.key"
+
+    @property
+    def checkpoint_key_file(self) -> Path:
+        return self.signing_key_file or self.secrets_dir / "checkpoint.pem"
+
+
+def _is_loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def new_secret() -> str:
+    """A fresh random secret suitable for ``BULWARK_PSEUDONYM_KEY``."""
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,88 @@
+"""Database engines for Bulwark's own state and for SQL records stores.
+
+Operators write plain SQLAlchemy URLs (``sqlite:///…``, ``postgresql://…``, ``mysql://…``);
+Bulwark picks the asyncio driver for each. SQLite files run in WAL mode with a busy timeout so
+that several processes can share one file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mysql+asyncmy",
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class UnsupportedDatabase(ValueError):
+    """The URL names a database Bulwark does not support."""
+
+
+def async_url(url: str) -> URL:
+    """The asyncio-driver form of an operator's database URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ASYNC_DRIVERS:
+        raise UnsupportedDatabase(
+            f"unsupported database {backend!r}: use sqlite, postgresql or mysql/mariadb"
+        )
+    return parsed.set(drivername=ASYNC_DRIVERS[backend])
+
+
+def dialect_of(url: str) -> str:
+    """``sqlite``, ``postgresql`` or ``mysql``."""
+    return async_url(url).get_backend_name()
+
+
+def redact(url: str) -> str:
+    """A URL safe to print: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: say nothing of its content
+        return "<unparseable URL>"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # FULL: a commit is on disk before it returns, so an audit event is durable before the
+    # answer that it records is sent, even across a power loss.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> AsyncEngine:
+    """An async engine for ``url`` with Bulwark's connection settings."""
+    target = async_url(url)
+    backend = target.get_backend_name()
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if backend == "sqlite":
+        database = target.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {"poolclass": NullPool} if read_only else {"pool_size": pool_size}
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+        if backend == "postgresql":
+            kwargs["connect_args"] = {"timeout": 5, "command_timeout": 30}
+        else:
+            kwargs["connect_args"] = {"connect_timeout": 5}
+    engine = create_async_engine(target, **kwargs)
+    if backend == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine

@@ -1,0 +1,114 @@
+"""The stable reason codes of the contract (CONTRACT.md section 4).
+
+A reason code's meaning never changes once published. Each code has the HTTP status it is
+answered with when it is the deciding reason, and a short message that names no patron, no
+record and no secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Every reason code Bulwark may give."""
+
+    CALLER_UNAUTHENTICATED = "caller.unauthenticated"
+    CALLER_FORBIDDEN = "caller.forbidden"
+    REQUEST_INVALID = "request.invalid"
+    REQUEST_TOO_LARGE = "request.too_large"
+    REQUEST_NOT_FOUND = "request.not_found"
+    REQUEST_METHOD = "request.method_not_allowed"
+    REQUEST_RATE_LIMITED = "request.rate_limited"
+    PURPOSE_UNSUPPORTED = "purpose.unsupported"
+    ORDER_MISSING = "order.missing"
+    ORDER_MALFORMED = "order.malformed"
+    ORDER_WRONG_TYPE = "order.wrong_type"
+    ORDER_ALGORITHM_REJECTED = "order.algorithm_rejected"
+    ORDER_UNTRUSTED_ISSUER = "order.untrusted_issuer"
+    ORDER_UNKNOWN_KEY = "order.unknown_key"
+    ORDER_SIGNATURE_INVALID = "order.signature_invalid"
+    ORDER_AUDIENCE = "order.audience"
+    ORDER_EXPIRED = "order.expired"
+    ORDER_NOT_YET_VALID = "order.not_yet_valid"
+    ORDER_LIFETIME_EXCEEDED = "order.lifetime_exceeded"
+    ORDER_CLAIMS_INVALID = "order.claims_invalid"
+    ORDER_NOT_COURT_ISSUED = "order.not_court_issued"
+    ORDER_NO_GOOD_CAUSE = "order.no_good_cause"
+    ORDER_JURISDICTION = "order.jurisdiction"
+    ORDER_REVOKED = "order.revoked"
+    ORDER_EXHAUSTED = "order.exhausted"
+    SCOPE_PATRON = "scope.patron"
+    SCOPE_CATEGORY = "scope.category"
+    SCOPE_PERIOD = "scope.period"
+    STORE_UNAVAILABLE = "store.unavailable"
+    AUDIT_UNAVAILABLE = "audit.unavailable"
+    STATE_UNAVAILABLE = "state.unavailable"
+    INTERNAL = "internal.error"
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonInfo:
+    status: int
+    message: str
+
+
+REASONS: dict[Reason, ReasonInfo] = {
+    Reason.CALLER_UNAUTHENTICATED: ReasonInfo(401, "Missing or unknown API key."),
+    Reason.CALLER_FORBIDDEN: ReasonInfo(403, "This caller's role may not do this."),
+    Reason.REQUEST_INVALID: ReasonInfo(422, "The request body or query failed validation."),
+    Reason.REQUEST_TOO_LARGE: ReasonInfo(413, "The request body is larger than allowed."),
+    Reason.REQUEST_NOT_FOUND: ReasonInfo(404, "No such resource."),
+    Reason.REQUEST_METHOD: ReasonInfo(405, "Method not allowed on this resource."),
+    Reason.REQUEST_RATE_LIMITED: ReasonInfo(429, "Too many requests from this caller."),
+    Reason.PURPOSE_UNSUPPORTED: ReasonInfo(403, "The policy does not allow this purpose."),
+    Reason.ORDER_MISSING: ReasonInfo(403, "This purpose needs a court order; none was given."),
+    Reason.ORDER_MALFORMED: ReasonInfo(403, "The court order is not a parseable compact JWS."),
+    Reason.ORDER_WRONG_TYPE: ReasonInfo(403, "The court order's typ is not court-order+jwt."),
+    Reason.ORDER_ALGORITHM_REJECTED: ReasonInfo(
+        403, "The court order's algorithm is not allowed or not its key's own."
+    ),
+    Reason.ORDER_UNTRUSTED_ISSUER: ReasonInfo(403, "The court order's issuer is not trusted."),
+    Reason.ORDER_UNKNOWN_KEY: ReasonInfo(403, "No trusted key with that kid for that issuer."),
+    Reason.ORDER_SIGNATURE_INVALID: ReasonInfo(403, "The court order's signature is invalid."),
+    Reason.ORDER_AUDIENCE: ReasonInfo(403, "The court order is not addressed to this deployment."),
+    Reason.ORDER_EXPIRED: ReasonInfo(403, "The court order has expired."),
+    Reason.ORDER_NOT_YET_VALID: ReasonInfo(403, "The court order is not yet valid."),
+    Reason.ORDER_LIFETIME_EXCEEDED: ReasonInfo(
+        403, "The court order's lifetime is longer than the policy allows."
+    ),
+    Reason.ORDER_CLAIMS_INVALID: ReasonInfo(
+        403, "A required claim of the court order is missing or malformed."
+    ),
+    Reason.ORDER_NOT_COURT_ISSUED: ReasonInfo(
+        403, "The instrument is not a court order accepted by the policy."
+    ),
+    Reason.ORDER_NO_GOOD_CAUSE: ReasonInfo(
+        403, "The court did not find good cause based on specific facts."
+    ),
+    Reason.ORDER_JURISDICTION: ReasonInfo(403, "The court is not competent for this library."),
+    Reason.ORDER_REVOKED: ReasonInfo(403, "The court order has been revoked."),
+    Reason.ORDER_EXHAUSTED: ReasonInfo(403, "The court order's allowed uses are spent."),
+    Reason.SCOPE_PATRON: ReasonInfo(403, "The patron is not named in the court order."),
+    Reason.SCOPE_CATEGORY: ReasonInfo(403, "A requested category is not in the court order."),
+    Reason.SCOPE_PERIOD: ReasonInfo(403, "The requested period is not inside the order's."),
+    Reason.STORE_UNAVAILABLE: ReasonInfo(
+        503, "The records store failed; nothing was released."
+    ),
+    Reason.AUDIT_UNAVAILABLE: ReasonInfo(
+        503, "The audit log could not be written; nothing was released."
+    ),
+    Reason.STATE_UNAVAILABLE: ReasonInfo(503, "Bulwark's state database is unavailable."),
+    Reason.INTERNAL: ReasonInfo(500, "An unexpected error occurred; nothing was released."),
+}
+
+
+def status_of(reason: Reason) -> int:
+    """The HTTP status a reason is answered with."""
+    return REASONS[reason].status
+
+
+def message_of(reason: Reason) -> str:
+    """The fixed, PII-free message of a reason."""
+    return REASONS[reason].message

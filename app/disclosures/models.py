@@ -1,0 +1,29 @@
+"""Disclosures that were made: one row per permitted release, committed with its event."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+from app.core.models import UTCDateTime
+
+
+class Disclosure(SQLModel, table=True):
+    """A release of records. Holds the patron's pseudonym, never the patron id."""
+
+    __tablename__ = "disclosures"
+    __table_args__ = (Index("ix_disclosures_order", "iss", "jti"),)
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    audit_seq: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    iss: str = Field(sa_column=Column(String(256), nullable=False))
+    jti: str = Field(sa_column=Column(String(256), nullable=False))
+    caller: str = Field(sa_column=Column(String(100), nullable=False))
+    patron_pseudonym: str = Field(sa_column=Column(String(80), nullable=False))
+    categories: str = Field(sa_column=Column(Text, nullable=False))
+    period_from: str = Field(sa_column=Column(String(10), nullable=False))
+    period_to: str = Field(sa_column=Column(String(10), nullable=False))
+    record_count: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

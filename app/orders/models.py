@@ -1,0 +1,133 @@
+"""Court orders: verified claims, order uses and revocations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from sqlalchemy import Column, Integer, String, Text
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from app.core.models import UTCDateTime, utcnow
+
+
+class Category(StrEnum):
+    """The record categories of the contract (section 1)."""
+
+    REGISTRATION = "registration"
+    CIRCULATION = "circulation"
+    HOLDS = "holds"
+    INTERLIBRARY_LOAN = "interlibrary_loan"
+    SEARCH_HISTORY = "search_history"
+    REFERENCE = "reference"
+    FACILITY_USE = "facility_use"
+
+
+class Instrument(StrEnum):
+    """The kinds of legal instrument an order token may name."""
+
+    COURT_ORDER = "court_order"
+    SEARCH_WARRANT = "search_warrant"
+    FISA_ORDER = "fisa_order"
+    SUBPOENA = "subpoena"
+    NATIONAL_SECURITY_LETTER = "national_security_letter"
+    INFORMAL_REQUEST = "informal_request"
+
+
+PatronId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class OrderScope(BaseModel):
+    """``scope``: what an order reaches."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    patrons: list[PatronId] = Field(min_length=1, max_length=1000)
+    categories: list[Category] = Field(min_length=1, max_length=len(Category))
+    from_: dt.date = Field(alias="from")
+    to: dt.date
+    fields: dict[Category, list[Annotated[str, StringConstraints(max_length=64)]]] | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _ordered(cls, to: dt.date, info: object) -> dt.date:
+        data = getattr(info, "data", {})
+        start = data.get("from_")
+        if start is not None and to < start:
+            raise ValueError("scope.to is before scope.from")
+        return to
+
+
+class OrderClaims(BaseModel):
+    """The typed claims of a court-order token (contract section 3).
+
+    Registered time claims are integers (NumericDate); anything else is a malformed claim.
+    Unknown extra claims are kept out of the model and never influence a decision.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=False)
+
+    iss: ShortText
+    aud: str | list[str]
+    iat: int
+    exp: int
+    nbf: int | None = None
+    jti: ShortText
+    case: ShortText
+    court: ShortText
+    jurisdiction: Annotated[str, StringConstraints(min_length=2, max_length=32)]
+    instrument: Instrument
+    good_cause: bool
+    scope: OrderScope
+    max_uses: int = Field(default=1, ge=1, le=1000)
+    nondisclosure_until: dt.date | None = None
+
+    @field_validator("iat", "exp", "nbf", mode="before")
+    @classmethod
+    def _numeric_date(cls, value: object) -> object:
+        # bool is an int in Python; a string is not a NumericDate: refuse both.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError("a NumericDate must be an integer")
+        return value
+
+    @field_validator("good_cause", mode="before")
+    @classmethod
+    def _strict_bool(cls, value: object) -> object:
+        if not isinstance(value, bool):
+            raise ValueError("good_cause must be a JSON boolean")
+        return value
+
+
+class OrderUse(SQLModel, table=True):
+    """How many disclosures an order has been used for, shared by every replica."""
+
+    __tablename__ = "order_uses"
+
+    iss: str = SQLField(sa_column=Column(String(256), primary_key=True))
+    jti: str = SQLField(sa_column=Column(String(256), primary_key=True))
+    uses: int = SQLField(sa_column=Column(Integer, nullable=False))
+    max_uses: int = SQLField(sa_column=Column(Integer, nullable=False))
+    first_used_at: dt.datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    last_used_at: dt.datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class Revocation(SQLModel, table=True):
+    """An order an admin has revoked; refused from then on, on every replica."""
+
+    __tablename__ = "order_revocations"
+
+    iss: str = SQLField(sa_column=Column(String(256), primary_key=True))
+    jti: str = SQLField(sa_column=Column(String(256), primary_key=True))
+    reason: str = SQLField(sa_column=Column(Text, nullable=False))
+    revoked_by: str = SQLField(sa_column=Column(String(100), nullable=False))
+    revoked_at: dt.datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )

@@ -1,0 +1,58 @@
+"""The records-store interface that the disclosure path depends on.
+
+Adapters (SQL, HTTP) implement :class:`RecordsStore`. Every failure they meet (timeout,
+error status, malformed answer, lost connection, missing table) is raised as
+:class:`app.core.problems.StoreUnavailable` with a message that names no patron and quotes no
+record; the disclosure path then releases nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.orders.models import Category
+from app.policy.decision import Obligations
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Records of one category, and where to continue if the cap cut them short."""
+
+    records: list[Record]
+    next_cursor: str | None  # opaque to callers; None when nothing is left
+
+
+class RecordsStore(Protocol):
+    """A backing store narrowed by a permit's obligations."""
+
+    def fields(self) -> Mapping[Category, tuple[str, ...]]:
+        """Per mapped category, the output field names the mapping allows to leave."""
+        ...
+
+    async def fetch(
+        self,
+        obligations: Obligations,
+        category: Category,
+        *,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page:
+        """At most ``limit`` records of ``category`` for ``obligations``, oldest first.
+
+        Only ``obligations.patron_id``'s rows, dated inside ``obligations.period``
+        (inclusive), holding only the fields in ``obligations.fields[category]``. Dates are
+        returned as ISO strings.
+        """
+        ...
+
+    async def check(self) -> None:
+        """Raise StoreUnavailable when the store cannot answer (for readyz)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
