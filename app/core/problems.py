@@ -73,9 +73,7 @@ class BulwarkError(Exception):
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        self.reasons: list[Reason] = (
-            [reasons] if isinstance(reasons, Reason) else _unique(reasons)
-        )
+        self.reasons: list[Reason] = [reasons] if isinstance(reasons, Reason) else _unique(reasons)
         if not self.reasons:
             raise ValueError("a BulwarkError needs at least one reason")
         self.status = status or status_of(self.reasons[0])

@@ -93,9 +93,7 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.SCOPE_PATRON: ReasonInfo(403, "The patron is not named in the court order."),
     Reason.SCOPE_CATEGORY: ReasonInfo(403, "A requested category is not in the court order."),
     Reason.SCOPE_PERIOD: ReasonInfo(403, "The requested period is not inside the order's."),
-    Reason.STORE_UNAVAILABLE: ReasonInfo(
-        503, "The records store failed; nothing was released."
-    ),
+    Reason.STORE_UNAVAILABLE: ReasonInfo(503, "The records store failed; nothing was released."),
     Reason.AUDIT_UNAVAILABLE: ReasonInfo(
         503, "The audit log could not be written; nothing was released."
     ),

@@ -1,0 +1,391 @@
+"""The ``bulwark`` command line (contract section 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from app.core.config import Settings
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, or a clean exit naming every bad value."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = [
+            f"  BULWARK_{'_'.join(str(p) for p in e['loc']).upper() or '?'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise click.ClickException("invalid settings:\n" + "\n".join(lines)) from None
+
+
+@click.group()
+@click.version_option(package_name="bulwark-gatekeeper")
+def main() -> None:
+    """Bulwark: releases library patron records only under a valid court order."""
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def preflight(settings: Settings) -> None:
+    """Build and close a runtime: every start-up check, with a clear message on failure."""
+    from app.runtime import StartupError, build_runtime
+
+    async def check() -> None:
+        runtime = await build_runtime(settings)
+        await runtime.close()
+
+    try:
+        _run(check())
+    except StartupError as exc:
+        raise click.ClickException(f"refusing to start: {exc}") from None
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (BULWARK_HOST).")
+@click.option("--port", type=int, default=None, help="Port (BULWARK_PORT).")
+@click.option("--workers", type=int, default=None, help="Worker processes (BULWARK_WORKERS).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the service with uvicorn."""
+    settings = load_settings(host=host, port=port, workers=workers)
+    preflight(settings)
+    _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from app.core.logging import configure_logging
+
+    configure_logging()
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=True,
+        # Slow clients: idle keep-alive connections are closed, header blocks are bounded.
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
+        timeout_graceful_shutdown=10,
+    )
+
+
+# --------------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """The state database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the state database to this version, and create missing instance secrets."""
+    from app.core import migrations
+    from app.core.database import redact
+    from app.core.secrets import ensure_instance_secrets
+
+    settings = load_settings()
+    try:
+        migrations.upgrade(settings.state_url)
+    except Exception as exc:
+        raise click.ClickException(
+            f"could not migrate {redact(settings.state_url)}: {type(exc).__name__}"
+        ) from None
+    for path in ensure_instance_secrets(settings):
+        click.echo(f"created {path} (mode 0600)")
+    click.echo(f"state database {redact(settings.state_url)} at {migrations.head_revision()}")
+
+
+# --------------------------------------------------------------------------- clients
+
+
+@main.group()
+def clients() -> None:
+    """API keys of the library systems that call Bulwark."""
+
+
+def _state_and_audit(settings: Settings) -> Any:
+    from app.audit.writer import AuditWriter
+    from app.core.database import create_engine
+
+    engine = create_engine(settings.state_url)
+    writer = AuditWriter(engine)
+    writer.start()
+    return engine, writer
+
+
+@clients.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["requester", "auditor", "admin"]), required=True)
+def clients_add(name: str, role: str) -> None:
+    """Create a caller and print its key once (only its hash is kept)."""
+    from app.callers.models import Role
+    from app.callers.service import ClientExists, add_client
+
+    settings = load_settings()
+
+    async def go() -> str:
+        engine, writer = _state_and_audit(settings)
+        try:
+            _, key = await add_client(engine, name, Role(role), audit=writer)
+            return key
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    try:
+        key = _run(go())
+    except ClientExists as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(key)
+    click.echo(f"# key for {name!r} ({role}); shown once, store it now", err=True)
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """List callers (never their keys)."""
+    from app.callers.service import list_clients
+    from app.core.database import create_engine
+
+    settings = load_settings()
+
+    async def go() -> list[Any]:
+        engine = create_engine(settings.state_url)
+        try:
+            return await list_clients(engine)
+        finally:
+            await engine.dispose()
+
+    for c in _run(go()):
+        state = f"revoked {c.revoked_at.isoformat()}" if c.revoked_at else "active"
+        click.echo(f"{c.name}\t{c.role}\t{c.key_prefix}…\t{state}")
+
+
+@clients.command("revoke")
+@click.argument("name")
+def clients_revoke(name: str) -> None:
+    """Revoke a caller's key; refused at once by every process."""
+    from app.callers.service import ClientNotFound, revoke_client
+
+    settings = load_settings()
+
+    async def go() -> None:
+        engine, writer = _state_and_audit(settings)
+        try:
+            await revoke_client(engine, name, audit=writer)
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    try:
+        _run(go())
+    except ClientNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked {name}")
+
+
+# --------------------------------------------------------------------------- orders, keys
+
+
+def _register_order_tools() -> None:
+    from app.orders.cli import keys, orders
+
+    @orders.command("revoke")
+    @click.argument("iss")
+    @click.argument("jti")
+    @click.option("--reason", required=True, help="Why (recorded in the audit log).")
+    def orders_revoke(iss: str, jti: str, reason: str) -> None:
+        """Revoke an order; every replica refuses it from now on."""
+        from app.orders.service import revoke_order
+
+        settings = load_settings()
+
+        async def go() -> bool:
+            engine, writer = _state_and_audit(settings)
+            try:
+                result = await revoke_order(
+                    writer, iss=iss, jti=jti, reason=reason, by="cli", caller_id=None
+                )
+                return result.already_revoked
+            finally:
+                await writer.close()
+                await engine.dispose()
+
+        already = _run(go())
+        click.echo(f"revoked {jti}" + (" (already revoked)" if already else ""))
+
+    main.add_command(keys)
+    main.add_command(orders)
+
+
+_register_order_tools()
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.option(
+    "--since",
+    "since",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint saved earlier that the log must still extend.",
+)
+def audit_verify(since: Path | None) -> None:
+    """Verify the hash chain; exit 0 when intact, 1 when not."""
+    from app.audit import service
+    from app.core.database import create_engine
+    from app.core.secrets import SecretsError, checkpoint_key
+
+    settings = load_settings()
+
+    async def go() -> service.VerifyResult:
+        engine = create_engine(settings.state_url)
+        try:
+            if since is None:
+                return await service.verify_chain(engine)
+            document = json.loads(since.read_text())
+            return await service.verify_since(
+                engine, document, checkpoint_key(settings).public_key()
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        result = _run(go())
+    except (service.CheckpointInvalid, SecretsError, json.JSONDecodeError) as exc:
+        click.echo(f"checkpoint rejected: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(result.as_json(), indent=2))
+    if not result.ok:
+        click.echo(f"audit log BROKEN at seq {result.first_bad_seq}: {result.problem}", err=True)
+        sys.exit(1)
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print a signed checkpoint of the head (save it for `verify --since`)."""
+    from app.audit import service
+    from app.core.database import create_engine
+    from app.core.secrets import checkpoint_key
+
+    settings = load_settings()
+
+    async def go() -> dict[str, Any]:
+        engine = create_engine(settings.state_url)
+        try:
+            return await service.make_checkpoint(engine, checkpoint_key(settings))
+        finally:
+            await engine.dispose()
+
+    click.echo(json.dumps(_run(go()), indent=2))
+
+
+@audit.command("export")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option(
+    "--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day included."
+)
+@click.option("--output", "-o", type=click.File("w"), default="-")
+def audit_export(start: dt.datetime | None, end: dt.datetime | None, output: Any) -> None:
+    """Write events as JSON Lines (each with its canonical body, to re-verify)."""
+    from app.audit import service
+    from app.core.database import create_engine
+
+    settings = load_settings()
+    lo = start.replace(tzinfo=dt.UTC) if start else None
+    hi = (end.replace(tzinfo=dt.UTC) + dt.timedelta(days=1)) if end else None
+
+    async def go() -> int:
+        engine = create_engine(settings.state_url)
+        count = 0
+        try:
+            async for event in service.export_events(engine, start=lo, end=hi):
+                output.write(json.dumps(event, sort_keys=True) + "\n")
+                count += 1
+        finally:
+            await engine.dispose()
+        return count
+
+    count = _run(go())
+    click.echo(f"exported {count} events", err=True)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bulwark-demo"),
+    show_default=True,
+    help="The demo's own files.",
+)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--no-serve", is_flag=True, help="Prepare and print, but do not start serving.")
+def demo(directory: Path, port: int, no_serve: bool) -> None:
+    """Create a demo store, issuer, keys and token, print curl commands, and serve."""
+    from app.demo import DemoRefused, prepare_demo
+
+    try:
+        settings, text = prepare_demo(directory.resolve(), port=port, environ=os.environ)
+    except DemoRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(text)
+    if no_serve:
+        return
+    preflight(settings)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None and name in _DEMO_ENV:
+            os.environ[f"BULWARK_{name.upper()}"] = (
+                ",".join(sorted(value)) if isinstance(value, list) else str(value)
+            )
+    _serve(settings)
+
+
+_DEMO_ENV = (
+    "data_dir",
+    "database_url",
+    "records_url",
+    "records_mapping",
+    "trust_store",
+    "jurisdictions",
+    "port",
+    "host",
+    "environment",
+)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,75 @@
+"""Dependency aliases shared by every router.
+
+Authentication is attached once, to the ``/v1`` router (see :func:`authenticate`); routes
+state the roles they admit with :func:`require_roles`. A route outside ``/v1`` is public.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.callers.models import Role
+from app.callers.service import Caller
+from app.core.problems import AuthError, ForbiddenError
+from app.runtime import Runtime
+
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key created with `bulwark clients add NAME --role ROLE`.",
+)
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The process's runtime (engines, keys, policy, store), built by the lifespan."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+async def authenticate(request: Request, runtime: RuntimeDep, credentials: Credentials) -> Caller:
+    """Every ``/v1`` request: a known, active API key, or 401."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthError()
+    caller = await runtime.callers.authenticate(credentials.credentials, live=False)
+    request.state.caller = caller
+    request.state.caller_key = credentials.credentials
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+def require_roles(*roles: Role, live: bool = True) -> Callable[..., Awaitable[Caller]]:
+    """A dependency admitting only ``roles``.
+
+    ``live=True`` re-reads the key from the state database, so a key revoked a moment ago is
+    refused. Routes whose every answer is recorded by an audit append may pass ``live=False``:
+    the append re-checks the key under its lock before anything is released.
+    """
+    allowed = frozenset(roles)
+
+    async def dependency(request: Request, runtime: RuntimeDep, caller: CallerDep) -> Caller:
+        if live:
+            caller = await runtime.callers.authenticate(request.state.caller_key, live=True)
+        if caller.role not in allowed:
+            raise ForbiddenError()
+        return caller
+
+    return dependency
+
+
+Requester = Annotated[Caller, Depends(require_roles(Role.REQUESTER, live=False))]
+Evaluator = Annotated[
+    Caller, Depends(require_roles(Role.REQUESTER, Role.AUDITOR, Role.ADMIN, live=False))
+]
+Auditor = Annotated[Caller, Depends(require_roles(Role.AUDITOR, Role.ADMIN))]
+Admin = Annotated[Caller, Depends(require_roles(Role.ADMIN))]

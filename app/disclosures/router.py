@@ -1,0 +1,73 @@
+"""``POST /v1/disclosures`` and ``POST /v1/decisions``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.core.deps import Evaluator, Requester, RuntimeDep
+from app.core.problems import problem_responses
+from app.disclosures import service
+from app.disclosures.schemas import (
+    DecisionOut,
+    DisclosureRequest,
+    DisclosureResponse,
+    EvaluationResponse,
+)
+from app.policy.engine import decision_json
+
+router = APIRouter()
+
+
+def _remember(request: Request, effect: str, reasons: list[str]) -> None:
+    # For the access log line: the effect and reason codes, nothing about the patron.
+    request.state.decision_effect = effect
+    request.state.decision_reasons = reasons
+
+
+@router.post(
+    "/disclosures",
+    tags=["disclosures"],
+    operation_id="createDisclosure",
+    summary="Request a patron's records under a court order",
+    response_model=DisclosureResponse,
+    responses=problem_responses(413, 429),
+)
+async def create_disclosure(
+    request: Request, body: DisclosureRequest, runtime: RuntimeDep, caller: Requester
+) -> Any:
+    """Verify the order, apply the policy, read the narrowed records, audit, answer.
+
+    Denied requests get 403 problem+json listing every reason; store or audit failures get
+    503. No record is released unless its audit event is durable.
+    """
+    try:
+        payload = await service.disclose(runtime, caller, body, request.state.request_id)
+    except Exception as exc:
+        reasons = getattr(exc, "reasons", [])
+        _remember(request, "deny", [str(r) for r in reasons])
+        raise
+    _remember(request, "permit", [])
+    return JSONResponse(payload)
+
+
+@router.post(
+    "/decisions",
+    tags=["decisions"],
+    operation_id="evaluateDecision",
+    summary="Dry-run a request: the decision and its trace, nothing released",
+    response_model=EvaluationResponse,
+    responses=problem_responses(413, 429),
+)
+async def evaluate_decision(
+    request: Request, body: DisclosureRequest, runtime: RuntimeDep, caller: Evaluator
+) -> EvaluationResponse:
+    """Evaluate without consuming a use or touching records; recorded as an evaluation."""
+    ev, appended = await service.dry_run(runtime, caller, body, request.state.request_id)
+    _remember(request, ev.decision.effect.value, [r.value for r in ev.decision.reasons])
+    return EvaluationResponse(
+        decision=DecisionOut.model_validate(decision_json(ev.decision, include_trace=True)),
+        audit={"seq": appended.seq, "hash": appended.hash},  # type: ignore[arg-type]
+    )

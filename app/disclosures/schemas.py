@@ -1,0 +1,99 @@
+"""The request and response bodies of ``/v1/disclosures`` and ``/v1/decisions``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.core.problems import ProblemReason
+from app.orders.models import Category
+
+#: Patron ids: printable, no control characters or separators that could break a log or a URL.
+PatronIdStr = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@\-]+$")
+]
+PurposeStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
+TokenStr = Annotated[str, StringConstraints(min_length=1, max_length=1_048_576)]
+
+EXAMPLE_REQUEST = {
+    "purpose": "legal_process",
+    "patron_id": "P000123",
+    "categories": ["circulation"],
+    "from": "2026-01-01",
+    "to": "2026-06-30",
+    "court_order": "eyJhbGciOiJFUzI1NiIsImtpZCI6ImRlbW8tMjAyNiIsInR5cCI6ImNvdXJ0LW9yZGVyK2p3dCJ9.e30.sig",
+}
+
+
+class DisclosureRequest(BaseModel):
+    """A request for one patron's records, under a court order."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, json_schema_extra={"examples": [EXAMPLE_REQUEST]}
+    )
+
+    purpose: PurposeStr = Field(description="Why the records are sought; `legal_process`.")
+    patron_id: PatronIdStr
+    categories: list[Category] = Field(min_length=1, max_length=len(Category))
+    from_: dt.date = Field(alias="from", description="First date of the period, inclusive.")
+    to: dt.date = Field(description="Last date of the period, inclusive.")
+    court_order: TokenStr | None = Field(
+        default=None, description="The court order as a compact JWS (typ court-order+jwt)."
+    )
+    cursor: Annotated[str, StringConstraints(max_length=8192)] | None = Field(
+        default=None,
+        description="Continue a truncated disclosure under the same order use "
+        "(the `cursor` of the previous answer).",
+    )
+
+    @model_validator(mode="after")
+    def _period(self) -> DisclosureRequest:
+        if self.to < self.from_:
+            raise ValueError("`to` is before `from`")
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("a category is listed twice")
+        return self
+
+
+class DecisionOut(BaseModel):
+    """A decision as callers see it."""
+
+    effect: str = Field(examples=["permit"])
+    reasons: list[ProblemReason]
+    policy: str = Field(description="sha256 of the policy in force.")
+    trace: list[dict[str, Any]] | None = Field(
+        default=None, description="Every rule checked (dry runs only); never a patron id."
+    )
+
+
+class OrderOut(BaseModel):
+    iss: str
+    jti: str
+    case: str
+    uses_left: int
+
+
+class AuditRef(BaseModel):
+    seq: int
+    hash: str
+
+
+class DisclosureResponse(BaseModel):
+    """A permitted disclosure: only disclosable fields, only dates inside both periods."""
+
+    disclosure_id: str
+    decision: DecisionOut
+    order: OrderOut
+    records: dict[str, list[dict[str, Any]]]
+    truncated: bool = Field(description="True when a category was cut at the per-response cap.")
+    cursor: str | None = Field(description="Pass as `cursor` to continue a truncated answer.")
+    audit: AuditRef
+
+
+class EvaluationResponse(BaseModel):
+    """A dry run's answer: the decision with its trace; no record, no use consumed."""
+
+    decision: DecisionOut
+    audit: AuditRef

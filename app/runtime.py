@@ -1,0 +1,178 @@
+"""What one Bulwark process holds while it runs, built once at start by the lifespan.
+
+Everything that can be parsed or checked once is, here: the policy, the trust store and its
+keys, the records mapping (checked against the live store), the instance secrets, the state
+schema revision. Any fault stops the start with a :class:`StartupError` that says what is wrong
+and how to fix it: Bulwark never serves with a piece missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.audit.pseudonyms import Pseudonymizer
+from app.audit.writer import AuditWriter
+from app.callers.service import CallerRegistry
+from app.core import migrations, secrets
+from app.core.config import Settings
+from app.core.database import create_engine, redact
+from app.disclosures.cursor import CursorSigner
+from app.orders.tokens import OrderVerifier
+from app.orders.trust import TrustStore, TrustStoreError
+from app.policy.models import LoadedPolicy, PolicyError, load_policy
+from app.records.base import RecordsStore
+from app.records.factory import build_store
+from app.records.mapping import MappingError, RecordsMapping, load_mapping, validate_against_policy
+
+logger = logging.getLogger("bulwark.runtime")
+
+
+class StartupError(RuntimeError):
+    """Bulwark cannot start safely; the message says why and what fixes it."""
+
+
+@dataclass(slots=True)
+class Runtime:
+    """The long-lived state of one process (no module-level globals)."""
+
+    settings: Settings
+    state: AsyncEngine
+    http: httpx.AsyncClient
+    policy: LoadedPolicy
+    trust: TrustStore
+    verifier: OrderVerifier
+    mapping: RecordsMapping
+    store: RecordsStore
+    callers: CallerRegistry
+    audit: AuditWriter
+    pseudonymize: Pseudonymizer
+    checkpoint_key: ec.EllipticCurvePrivateKey
+    cursors: CursorSigner
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.audit.close()
+        await self.store.close()
+        await self.http.aclose()
+        await self.state.dispose()
+
+
+def load_static(settings: Settings) -> tuple[LoadedPolicy, TrustStore, RecordsMapping]:
+    """Parse the policy, the trust store and the mapping; no I/O beyond reading files."""
+    try:
+        policy = load_policy(settings.policy)
+    except PolicyError as exc:
+        raise StartupError(f"policy invalid: {exc}") from None
+    if settings.trust_store is None:
+        raise StartupError(
+            "BULWARK_TRUST_STORE is not set: without trusted issuers no order can be verified"
+        )
+    try:
+        trust = TrustStore.load(settings.trust_store)
+    except TrustStoreError as exc:
+        raise StartupError(f"trust store invalid: {exc}") from None
+    try:
+        mapping = load_mapping(settings.records_mapping)
+        validate_against_policy(mapping, policy.policy.forbidden_fields())
+    except MappingError as exc:
+        raise StartupError(f"records mapping invalid: {exc}") from None
+    return policy, trust, mapping
+
+
+async def build_runtime(settings: Settings) -> Runtime:
+    """Build everything a process needs, or raise StartupError."""
+    policy, trust, mapping = load_static(settings)
+    try:
+        pseudonym_key = secrets.pseudonym_key(settings)
+        checkpoint_key = secrets.checkpoint_key(settings)
+    except secrets.SecretsError as exc:
+        raise StartupError(str(exc)) from None
+    state = create_engine(settings.state_url)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            settings.records_timeout_seconds, connect=settings.records_connect_timeout_seconds
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+    try:
+        await _prepare_state(settings, state)
+        store = await _open_store(settings, mapping, http)
+    except BaseException:
+        await http.aclose()
+        await state.dispose()
+        raise
+    verifier = OrderVerifier(
+        trust,
+        audience=settings.audience,
+        allowed_algorithms=settings.allowed_algorithms,
+        clock_skew_seconds=policy.policy.clock_skew_seconds,
+        max_lifetime_days=policy.policy.max_order_lifetime_days,
+        max_token_bytes=settings.max_token_bytes,
+    )
+    audit = AuditWriter(state)
+    audit.start()
+    return Runtime(
+        settings=settings,
+        state=state,
+        http=http,
+        policy=policy,
+        trust=trust,
+        verifier=verifier,
+        mapping=mapping,
+        store=store,
+        callers=CallerRegistry(state),
+        audit=audit,
+        pseudonymize=Pseudonymizer(pseudonym_key, settings.pseudonym_key_id),
+        checkpoint_key=checkpoint_key,
+        cursors=CursorSigner(pseudonym_key),
+    )
+
+
+async def _prepare_state(settings: Settings, state: AsyncEngine) -> None:
+    try:
+        if settings.auto_migrate:
+            await _upgrade_in_place(state)
+        await migrations.check_schema(state)
+    except migrations.SchemaMismatch as exc:
+        raise StartupError(exc.detail) from None
+    except Exception as exc:
+        raise StartupError(
+            f"state database {redact(settings.state_url)} unreachable "
+            f"({type(exc).__name__}); check BULWARK_DATABASE_URL"
+        ) from None
+
+
+async def _upgrade_in_place(state: AsyncEngine) -> None:
+    from alembic import command
+
+    def run(connection: Any) -> None:
+        config = migrations.alembic_config(str(state.url))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    async with state.begin() as conn:
+        await conn.run_sync(run)
+
+
+async def _open_store(
+    settings: Settings, mapping: RecordsMapping, http: httpx.AsyncClient
+) -> RecordsStore:
+    store = build_store(settings, mapping, http)
+    try:
+        await store.validate()
+    except MappingError as exc:
+        await store.close()
+        raise StartupError(f"records mapping does not match the store: {exc}") from None
+    except Exception as exc:
+        await store.close()
+        raise StartupError(
+            f"records store {redact(settings.store_url)} unreachable ({type(exc).__name__})"
+        ) from None
+    return store
