@@ -273,7 +273,7 @@ def audit_verify(since: Path | None) -> None:
         try:
             if since is None:
                 return await service.verify_chain(engine)
-            document = json.loads(since.read_text())
+            document = json.loads(await asyncio.to_thread(since.read_text))
             return await service.verify_since(
                 engine, document, checkpoint_key(settings).public_key()
             )

@@ -21,8 +21,13 @@ DEMO_COURT = "Demo County Circuit Court (fictional)"
 DEMO_JURISDICTION = "US-DM"
 DEMO_KID = "demo-court-2026"
 #: Settings the demo fixes itself; any of them set in the environment means "not a demo".
-GUARDED = ("BULWARK_DATABASE_URL", "BULWARK_RECORDS_URL", "BULWARK_RECORDS_MAPPING",
-           "BULWARK_TRUST_STORE", "BULWARK_POLICY")
+GUARDED = (
+    "BULWARK_DATABASE_URL",
+    "BULWARK_RECORDS_URL",
+    "BULWARK_RECORDS_MAPPING",
+    "BULWARK_TRUST_STORE",
+    "BULWARK_POLICY",
+)
 
 
 class DemoRefused(RuntimeError):
@@ -47,17 +52,13 @@ def demo_settings(directory: Path, *, port: int = 8080) -> Settings:
 def _refuse_foreign(directory: Path, environ: Mapping[str, str]) -> None:
     foreign = [name for name in GUARDED if environ.get(name)]
     if foreign:
-        raise DemoRefused(
-            "`bulwark demo` runs only on its own files; unset " + ", ".join(foreign)
-        )
+        raise DemoRefused("`bulwark demo` runs only on its own files; unset " + ", ".join(foreign))
     marker = directory / ".bulwark-demo"
     if directory.exists() and any(directory.iterdir()) and not marker.exists():
         raise DemoRefused(f"{directory} exists and is not a Bulwark demo folder; choose --dir")
 
 
-def prepare_demo(
-    directory: Path, *, port: int, environ: Mapping[str, str]
-) -> tuple[Settings, str]:
+def prepare_demo(directory: Path, *, port: int, environ: Mapping[str, str]) -> tuple[Settings, str]:
     """Create (or reuse) the demo in ``directory``; returns its settings and what to print."""
     _refuse_foreign(directory, environ)
     directory.mkdir(parents=True, exist_ok=True)
@@ -161,20 +162,25 @@ def _token(private_pem: bytes, *, jti_suffix: str) -> str:
     return issue_order(claims, private_pem, DEMO_KID, "ES256")
 
 
-def _curl(url: str, key: str, body: dict[str, object] | None = None) -> str:
+def _curl(url: str, key: str, body: Mapping[str, object] | None = None) -> str:
     parts = ["curl", "-sS", "-H", f"Authorization: Bearer {key}"]
     if body is not None:
         parts += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
-    return " ".join(shlex.quote(p) for p in parts + [url])
+    return " ".join(shlex.quote(p) for p in [*parts, url])
 
 
 def _instructions(settings: Settings, requester: str, auditor: str, token: str) -> str:
     from app.records.demo import DEMO_PATRON, OTHER_PATRON
 
     base = f"http://{settings.host}:{settings.port}"
-    body = {"purpose": "legal_process", "patron_id": DEMO_PATRON,
-            "categories": ["circulation"], "from": "2026-01-01", "to": "2026-06-30",
-            "court_order": token}
+    body: dict[str, object] = {
+        "purpose": "legal_process",
+        "patron_id": DEMO_PATRON,
+        "categories": ["circulation"],
+        "from": "2026-01-01",
+        "to": "2026-06-30",
+        "court_order": token,
+    }
     denied = {**body, "patron_id": OTHER_PATRON}
     lines = [
         f"Bulwark demo in {settings.data_dir} (fictional data only).",

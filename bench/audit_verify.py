@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import delete, insert, update  # noqa: E402
+from sqlalchemy import delete, insert, update
 
-from app.audit.chain import GENESIS_HASH, canonical, chain_hash  # noqa: E402
-from app.audit.models import AuditEvent, AuditHead  # noqa: E402
-from app.audit.service import verify_chain  # noqa: E402
-from app.core import migrations  # noqa: E402
-from app.core.database import create_engine  # noqa: E402
+from app.audit.chain import GENESIS_HASH, canonical, chain_hash
+from app.audit.models import AuditEvent, AuditHead
+from app.audit.service import verify_chain
+from app.core import migrations
+from app.core.database import create_engine
 
 EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 HEAD = AuditHead.__table__  # type: ignore[attr-defined]
@@ -35,13 +35,23 @@ HEAD = AuditHead.__table__  # type: ignore[attr-defined]
 
 def _event(seq: int, ts: dt.datetime) -> dict[str, object]:
     return {
-        "v": 1, "seq": seq, "ts": ts.isoformat(timespec="microseconds"), "kind": "disclosure",
-        "effect": "deny" if seq % 3 else "permit", "caller": "bench-requester",
-        "request_id": f"{seq:032x}", "purpose": "legal_process",
+        "v": 1,
+        "seq": seq,
+        "ts": ts.isoformat(timespec="microseconds"),
+        "kind": "disclosure",
+        "effect": "deny" if seq % 3 else "permit",
+        "caller": "bench-requester",
+        "request_id": f"{seq:032x}",
+        "purpose": "legal_process",
         "reasons": ["order.expired"] if seq % 3 else [],
         "policy": "a" * 64,
-        "order": {"iss": "https://courts.example/il-cook", "jti": f"order-{seq}",
-                  "case": "2026-CR-000123", "instrument": "court_order", "verified": True},
+        "order": {
+            "iss": "https://courts.example/il-cook",
+            "jti": f"order-{seq}",
+            "case": "2026-CR-000123",
+            "instrument": "court_order",
+            "verified": True,
+        },
         "patron": "k1:" + "b" * 64,
         "asked": {"categories": ["circulation"], "from": "2026-01-01", "to": "2026-06-30"},
         "released": None,
@@ -58,9 +68,17 @@ async def build(url: str, count: int) -> None:
         for seq in range(1, count + 1):
             body = canonical(_event(seq, now))
             digest = chain_hash(prev, body)
-            batch.append({"seq": seq, "ts": now, "kind": "disclosure",
-                          "effect": "deny" if seq % 3 else "permit", "body": body,
-                          "prev_hash": prev, "hash": digest})
+            batch.append(
+                {
+                    "seq": seq,
+                    "ts": now,
+                    "kind": "disclosure",
+                    "effect": "deny" if seq % 3 else "permit",
+                    "body": body,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
             prev = digest
             if len(batch) == 20_000:
                 await conn.execute(insert(EVENTS), batch)
@@ -92,8 +110,10 @@ def main() -> None:
     print(f"built {args.events:,} events in {time.perf_counter() - t0:.1f} s")
     events, elapsed, ok = asyncio.run(measure(url))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"verified {events:,} events in {elapsed:.2f} s: {events / elapsed:,.0f} events/s "
-          f"(intact={ok}, peak RSS {rss_mb:.0f} MiB incl. the build)")
+    print(
+        f"verified {events:,} events in {elapsed:.2f} s: {events / elapsed:,.0f} events/s "
+        f"(intact={ok}, peak RSS {rss_mb:.0f} MiB incl. the build)"
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,16 @@ def trust_store_file(
     path = tmp_path_factory.mktemp("trust") / "trust-store.json"
     path.write_text(
         json.dumps(
-            {"issuers": [{"iss": COURT_ISS, "name": "Circuit Court of Cook County",
-                          "jurisdictions": [JURISDICTION], "keys": [court_key[1]]}]}
+            {
+                "issuers": [
+                    {
+                        "iss": COURT_ISS,
+                        "name": "Circuit Court of Cook County",
+                        "jurisdictions": [JURISDICTION],
+                        "keys": [court_key[1]],
+                    }
+                ]
+            }
         )
     )
     return path

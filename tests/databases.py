@@ -54,9 +54,7 @@ def postgres_database() -> Iterator[str]:
     name = f"bulwark_test_{uuid.uuid4().hex[:12]}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres"
-        )
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
         try:
             await conn.execute(sql)
         finally:

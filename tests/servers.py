@@ -53,7 +53,9 @@ def bulwark_env(settings_env: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def start_server(settings_env: Mapping[str, str], log_dir: Path, *, name: str = "bulwark") -> Server:
+def start_server(
+    settings_env: Mapping[str, str], log_dir: Path, *, name: str = "bulwark"
+) -> Server:
     port = free_port()
     log = log_dir / f"{name}-{port}.log"
     handle = log.open("wb")

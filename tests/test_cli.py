@@ -43,7 +43,9 @@ def test_serve_refuses_invalid_settings(env: dict[str, str]) -> None:
     assert "BULWARK_ALLOWED_ALGORITHMS" in result.output
 
 
-def test_db_upgrade_creates_schema_and_private_secrets(env: dict[str, str], settings: Settings) -> None:
+def test_db_upgrade_creates_schema_and_private_secrets(
+    env: dict[str, str], settings: Settings
+) -> None:
     result = run(env, "db", "upgrade")
     assert result.exit_code == 0, result.output
     for secret in (settings.pseudonym_key_file, settings.checkpoint_key_file):
@@ -118,12 +120,15 @@ def test_demo_prepares_without_serving(tmp_path: Path) -> None:
 
 def test_demo_refuses_foreign_targets(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        main, ["demo", "--dir", str(tmp_path / "d"), "--no-serve"],
+        main,
+        ["demo", "--dir", str(tmp_path / "d"), "--no-serve"],
         env={"BULWARK_RECORDS_URL": "postgresql://prod/ils"},
     )
     assert result.exit_code != 0
     assert "only on its own files" in result.output
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "important.txt").write_text("x")
-    result = CliRunner().invoke(main, ["demo", "--dir", str(tmp_path / "taken"), "--no-serve"], env={})
+    result = CliRunner().invoke(
+        main, ["demo", "--dir", str(tmp_path / "taken"), "--no-serve"], env={}
+    )
     assert result.exit_code != 0

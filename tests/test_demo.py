@@ -25,8 +25,20 @@ def test_demo_serves_and_its_curl_commands_work(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
     log = (tmp_path / "demo.log").open("w+b")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -43,7 +55,9 @@ def test_demo_serves_and_its_curl_commands_work(tmp_path: Path) -> None:
         commands = [line for line in output.splitlines() if line.startswith("curl ")]
         assert len(commands) == 3
         answers = [
-            json.loads(subprocess.run(shlex.split(c), capture_output=True, check=True, timeout=30).stdout)
+            json.loads(
+                subprocess.run(shlex.split(c), capture_output=True, check=True, timeout=30).stdout
+            )
             for c in commands
         ]
         permitted, denied, verified = answers

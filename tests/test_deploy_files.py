@@ -24,7 +24,9 @@ def _command_exists(argv: list[str]) -> bool:
     for word in argv[1:]:
         if word.startswith("-"):
             break
-        assert isinstance(command, click.Group), f"{word!r} follows a command that has no subcommands"
+        assert isinstance(command, click.Group), (
+            f"{word!r} follows a command that has no subcommands"
+        )
         sub = command.commands.get(word)
         if sub is None:
             return False
@@ -40,7 +42,7 @@ def test_every_compose_setting_is_a_real_setting() -> None:
     assert isinstance(services, dict)
     seen = 0
     for name, service in services.items():
-        for key in (service.get("environment") or {}):
+        for key in service.get("environment") or {}:
             if key.startswith("BULWARK_"):
                 seen += 1
                 assert key in fields, f"{name}: {key} is not a Settings field"
@@ -50,7 +52,9 @@ def test_every_compose_setting_is_a_real_setting() -> None:
 def test_every_compose_command_exists() -> None:
     services = _compose()["services"]
     assert isinstance(services, dict)
-    commands = [s["command"] for s in services.values() if "command" in s and s["command"][0] == "bulwark"]
+    commands = [
+        s["command"] for s in services.values() if "command" in s and s["command"][0] == "bulwark"
+    ]
     assert {tuple(c[:3]) for c in commands} >= {("bulwark", "db", "upgrade")}
     for argv in commands:
         assert _command_exists(argv), argv
@@ -59,7 +63,9 @@ def test_every_compose_command_exists() -> None:
 def test_migrations_run_before_serving() -> None:
     services = _compose()["services"]
     assert isinstance(services, dict)
-    servers = [s for s in services.values() if s.get("command", [None, None])[:2] == ["bulwark", "serve"]]
+    servers = [
+        s for s in services.values() if s.get("command", [None, None])[:2] == ["bulwark", "serve"]
+    ]
     assert servers
     for server in servers:
         assert server["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

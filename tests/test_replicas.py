@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-async def deployment(settings: Settings) -> AsyncIterator[tuple[Settings, dict[str, str]]]:
+async def deployment(settings: Settings) -> tuple[Settings, dict[str, str]]:
     await migrate(settings)
     engine = create_engine(settings.state_url)
     writer = AuditWriter(engine)
@@ -51,12 +51,18 @@ async def deployment(settings: Settings) -> AsyncIterator[tuple[Settings, dict[s
     finally:
         await writer.close()
         await engine.dispose()
-    yield settings, keys
+    return settings, keys
 
 
 def body(token: str) -> dict[str, Any]:
-    return {"purpose": "legal_process", "patron_id": DEMO_PATRON, "categories": ["circulation"],
-            "from": "2026-01-01", "to": "2026-06-30", "court_order": token}
+    return {
+        "purpose": "legal_process",
+        "patron_id": DEMO_PATRON,
+        "categories": ["circulation"],
+        "from": "2026-01-01",
+        "to": "2026-06-30",
+        "court_order": token,
+    }
 
 
 async def burst(
@@ -65,8 +71,10 @@ async def burst(
     targets = itertools.cycle(replicas)
     async with httpx.AsyncClient(timeout=30) as client:
         return await asyncio.gather(
-            *(client.post(f"{next(targets).url}/v1/disclosures", json=payload, headers=auth(key))
-              for _ in range(n))
+            *(
+                client.post(f"{next(targets).url}/v1/disclosures", json=payload, headers=auth(key))
+                for _ in range(n)
+            )
         )
 
 
@@ -80,7 +88,11 @@ async def test_uses_are_exact_across_two_processes(
         responses = await burst(replicas, keys["requester"], body(token), 24)
     codes = [r.status_code for r in responses]
     assert codes.count(200) == k, codes
-    assert all(r.json()["reasons"][0]["code"] == "order.exhausted" for r in responses if r.status_code != 200)
+    assert all(
+        r.json()["reasons"][0]["code"] == "order.exhausted"
+        for r in responses
+        if r.status_code != 200
+    )
     engine = create_engine(settings.state_url)
     try:
         verdict = await audit_service.verify_chain(engine)
@@ -98,7 +110,9 @@ async def test_revocations_and_key_revocations_reach_every_replica(
     with servers(settings_env(settings), tmp_path, 2) as (a, b):
         async with httpx.AsyncClient(timeout=30) as client:
             for s in (a, b):  # warm both processes' caches
-                r = await client.post(f"{s.url}/v1/disclosures", json=body(token), headers=auth(keys["requester"]))
+                r = await client.post(
+                    f"{s.url}/v1/disclosures", json=body(token), headers=auth(keys["requester"])
+                )
                 assert r.status_code == 200
             r = await client.post(
                 f"{a.url}/v1/orders/revocations",
@@ -106,7 +120,9 @@ async def test_revocations_and_key_revocations_reach_every_replica(
                 headers=auth(keys["admin"]),
             )
             assert r.status_code == 200
-            r = await client.post(f"{b.url}/v1/disclosures", json=body(token), headers=auth(keys["requester"]))
+            r = await client.post(
+                f"{b.url}/v1/disclosures", json=body(token), headers=auth(keys["requester"])
+            )
             assert r.json()["reasons"][0]["code"] == "order.revoked"
 
             engine = create_engine(settings.state_url)
@@ -119,9 +135,13 @@ async def test_revocations_and_key_revocations_reach_every_replica(
                 await engine.dispose()
             fresh = order_token(patrons=[DEMO_PATRON])
             for s in (a, b):
-                r = await client.post(f"{s.url}/v1/decisions", json=body(fresh), headers=auth(keys["requester"]))
+                r = await client.post(
+                    f"{s.url}/v1/decisions", json=body(fresh), headers=auth(keys["requester"])
+                )
                 assert r.status_code == 401, r.text
-                r = await client.post(f"{s.url}/v1/disclosures", json=body(fresh), headers=auth(keys["requester"]))
+                r = await client.post(
+                    f"{s.url}/v1/disclosures", json=body(fresh), headers=auth(keys["requester"])
+                )
                 assert r.status_code == 401, r.text
 
 
@@ -137,8 +157,11 @@ async def test_sigkill_during_a_burst_leaves_a_whole_chain(
             async with httpx.AsyncClient(timeout=30) as client:
                 for _ in range(n):
                     try:
-                        r = await client.post(f"{server.url}/v1/disclosures", json=body(token),
-                                              headers=auth(keys["requester"]))
+                        r = await client.post(
+                            f"{server.url}/v1/disclosures",
+                            json=body(token),
+                            headers=auth(keys["requester"]),
+                        )
                     except httpx.TransportError:
                         continue  # the victim died under us
                     if r.status_code == 200:
@@ -156,14 +179,19 @@ async def test_sigkill_during_a_burst_leaves_a_whole_chain(
         assert victim.process.poll() is not None
         after = len(ok)
         async with httpx.AsyncClient(timeout=30) as client:  # the survivor keeps answering
-            r = await client.post(f"{survivor.url}/v1/disclosures", json=body(token), headers=auth(keys["requester"]))
+            r = await client.post(
+                f"{survivor.url}/v1/disclosures", json=body(token), headers=auth(keys["requester"])
+            )
             assert r.status_code == 200
             ok.append(r.json()["audit"])
         assert len(ok) == after + 1
     engine = create_engine(settings.state_url)
     try:
         verdict = await audit_service.verify_chain(engine)
-        events = {e["seq"]: e["hash"] for e in await audit_service.list_events(engine, after=0, limit=1000)}
+        events = {
+            e["seq"]: e["hash"]
+            for e in await audit_service.list_events(engine, after=0, limit=1000)
+        }
     finally:
         await engine.dispose()
     assert verdict.ok, verdict

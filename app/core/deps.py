@@ -17,7 +17,6 @@ from app.callers.service import Caller
 from app.core.problems import AuthError, ForbiddenError
 from app.runtime import Runtime
 
-
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",

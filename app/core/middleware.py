@@ -26,7 +26,8 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cache-control", b"no-store"),
     (
         b"content-security-policy",
-        b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        b"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        b"frame-ancestors 'none'",
     ),
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
     (b"cross-origin-resource-policy", b"same-origin"),

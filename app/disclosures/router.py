@@ -11,6 +11,7 @@ from app.core.deps import Evaluator, Requester, RuntimeDep
 from app.core.problems import problem_responses
 from app.disclosures import service
 from app.disclosures.schemas import (
+    AuditRef,
     DecisionOut,
     DisclosureRequest,
     DisclosureResponse,
@@ -69,5 +70,5 @@ async def evaluate_decision(
     _remember(request, ev.decision.effect.value, [r.value for r in ev.decision.reasons])
     return EvaluationResponse(
         decision=DecisionOut.model_validate(decision_json(ev.decision, include_trace=True)),
-        audit={"seq": appended.seq, "hash": appended.hash},  # type: ignore[arg-type]
+        audit=AuditRef(seq=appended.seq, hash=appended.hash),
     )

@@ -17,13 +17,14 @@ PatronIdStr = Annotated[
 PurposeStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
 TokenStr = Annotated[str, StringConstraints(min_length=1, max_length=1_048_576)]
 
-EXAMPLE_REQUEST = {
+EXAMPLE_REQUEST: dict[str, Any] = {
     "purpose": "legal_process",
     "patron_id": "P000123",
     "categories": ["circulation"],
     "from": "2026-01-01",
     "to": "2026-06-30",
-    "court_order": "eyJhbGciOiJFUzI1NiIsImtpZCI6ImRlbW8tMjAyNiIsInR5cCI6ImNvdXJ0LW9yZGVyK2p3dCJ9.e30.sig",
+    "court_order": "eyJhbGciOiJFUzI1NiIsImtpZCI6ImRlbW8tMjAyNiIsInR5cCI6ImNvdXJ0LW9yZGVyK2p3dCJ9"
+    ".e30.sig",
 }
 
 

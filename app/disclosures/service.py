@@ -28,7 +28,7 @@ from app.core.problems import (
     StoreUnavailable,
 )
 from app.core.reasons import Reason, message_of
-from app.disclosures.cursor import CursorSigner, CursorState
+from app.disclosures.cursor import CursorState
 from app.disclosures.schemas import DisclosureRequest
 from app.orders.checks import OrderCheck
 from app.orders.models import Category, OrderClaims, OrderUse, Revocation
@@ -199,7 +199,8 @@ async def disclose(
         await _record_refusal(runtime, caller, base, ev.decision.reasons)
     obligations = ev.decision.obligations
     claims = ev.check.claims if ev.check else None
-    assert obligations is not None and claims is not None  # permitted implies both
+    if obligations is None or claims is None:  # a permit always has both; fail closed if not
+        raise BulwarkError(Reason.INTERNAL)
     pages = await _read_store(runtime, caller, base, obligations, cursor)
     return await _release(runtime, caller, ev, claims, base, pages, cursor)
 

@@ -59,7 +59,9 @@ async def test_hash_covers_canonical_body_and_previous_hash(
     first = await writer.append(entry(1))
     second = await writer.append(entry(2))
     async with engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT seq, body, hash FROM audit_events ORDER BY seq"))).all()
+        rows = (
+            await conn.execute(text("SELECT seq, body, hash FROM audit_events ORDER BY seq"))
+        ).all()
     assert rows[0].hash == chain_hash(GENESIS_HASH, rows[0].body) == first.hash
     assert rows[1].hash == chain_hash(first.hash, rows[1].body) == second.hash
     assert rows[0].body == canonical(__import__("json").loads(rows[0].body))
@@ -97,8 +99,10 @@ async def tamper(engine: AsyncEngine, sql: str, **params: object) -> None:
 async def test_changed_field_is_detected(engine: AsyncEngine, writer: AuditWriter) -> None:
     await fill(writer, 10)
     await tamper(
-        engine, "UPDATE audit_events SET body = REPLACE(body, :old, :new) WHERE seq = 4",
-        old='"n":', new='"n":1',
+        engine,
+        "UPDATE audit_events SET body = REPLACE(body, :old, :new) WHERE seq = 4",
+        old='"n":',
+        new='"n":1',
     )
     verdict = await service.verify_chain(engine)
     assert not verdict.ok
@@ -125,13 +129,17 @@ async def test_inserted_event_is_detected(engine: AsyncEngine, writer: AuditWrit
     await tamper(engine, "UPDATE audit_events SET seq = seq + 1000 WHERE seq >= 5")
     await tamper(engine, "UPDATE audit_events SET seq = seq - 999 WHERE seq >= 1005")
     async with engine.connect() as conn:
-        prev = (await conn.execute(text("SELECT hash FROM audit_events WHERE seq = 4"))).scalar_one()
+        prev = (
+            await conn.execute(text("SELECT hash FROM audit_events WHERE seq = 4"))
+        ).scalar_one()
     body = canonical({"v": 1, "seq": 5, "kind": "evaluation", "effect": "permit", "ts": "x"})
     await tamper(
         engine,
         "INSERT INTO audit_events (seq, ts, kind, effect, body, prev_hash, hash) "
         "VALUES (5, CURRENT_TIMESTAMP, 'evaluation', 'permit', :b, :p, :h)",
-        b=body, p=prev, h=chain_hash(prev, body),
+        b=body,
+        p=prev,
+        h=chain_hash(prev, body),
     )
     verdict = await service.verify_chain(engine)
     assert (verdict.ok, verdict.first_bad_seq) == (False, 6)
@@ -157,7 +165,10 @@ async def test_truncated_tail_with_head_adjusted_is_caught_by_checkpoint(
     assert saved["checkpoint"]["seq"] == 10
     # A careful administrator: drop the last three events and fix the head to match.
     await tamper(engine, "DELETE FROM audit_events WHERE seq > 7")
-    await tamper(engine, "UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit_events WHERE seq = 7)")
+    await tamper(
+        engine,
+        "UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit_events WHERE seq = 7)",
+    )
     assert (await service.verify_chain(engine)).ok  # the chain alone cannot see it
     verdict = await service.verify_since(engine, saved, key.public_key())
     assert not verdict.ok
@@ -221,19 +232,25 @@ async def make_unwritable(engine: AsyncEngine) -> None:
     """Refuse every insert into audit_events, as a revoked permission would."""
     async with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
-            await conn.execute(text(
-                "CREATE TRIGGER audit_blocked BEFORE INSERT ON audit_events "
-                "BEGIN SELECT RAISE(ABORT, 'audit blocked'); END"
-            ))
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER audit_blocked BEFORE INSERT ON audit_events "
+                    "BEGIN SELECT RAISE(ABORT, 'audit blocked'); END"
+                )
+            )
         else:
-            await conn.execute(text(
-                "CREATE FUNCTION audit_blocked() RETURNS trigger AS $$ BEGIN "
-                "RAISE EXCEPTION 'audit blocked'; END $$ LANGUAGE plpgsql"
-            ))
-            await conn.execute(text(
-                "CREATE TRIGGER audit_blocked BEFORE INSERT ON audit_events "
-                "FOR EACH ROW EXECUTE FUNCTION audit_blocked()"
-            ))
+            await conn.execute(
+                text(
+                    "CREATE FUNCTION audit_blocked() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'audit blocked'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER audit_blocked BEFORE INSERT ON audit_events "
+                    "FOR EACH ROW EXECUTE FUNCTION audit_blocked()"
+                )
+            )
 
 
 async def make_writable(engine: AsyncEngine) -> None:

@@ -29,8 +29,12 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 def body(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "purpose": "legal_process", "patron_id": "P000001", "categories": ["circulation"],
-        "from": "2026-01-01", "to": "2026-06-30", "court_order": "a.b.c",
+        "purpose": "legal_process",
+        "patron_id": "P000001",
+        "categories": ["circulation"],
+        "from": "2026-01-01",
+        "to": "2026-06-30",
+        "court_order": "a.b.c",
     }
     data.update(overrides)
     return data
@@ -43,7 +47,12 @@ async def test_no_key_is_401(client: httpx.AsyncClient) -> None:
 
 
 async def test_malformed_key_is_401(client: httpx.AsyncClient) -> None:
-    for header in ("Bearer", "Basic dXNlcjpwYXNz", "Bearer not-a-bulwark-key", "Bearer " + "x" * 5000):
+    for header in (
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-bulwark-key",
+        "Bearer " + "x" * 5000,
+    ):
         r = await client.post("/v1/disclosures", json=body(), headers={"Authorization": header})
         assert_problem(r, 401, "caller.unauthenticated")
 
@@ -78,7 +87,8 @@ async def test_wrong_role_is_403(client: httpx.AsyncClient, keys: dict[str, str]
     r = await client.get("/v1/audit/verify", headers=auth(keys["requester"]))
     assert_problem(r, 403, "caller.forbidden")
     r = await client.post(
-        "/v1/orders/revocations", json={"iss": "x", "jti": "y", "reason": "z"},
+        "/v1/orders/revocations",
+        json={"iss": "x", "jti": "y", "reason": "z"},
         headers=auth(keys["auditor"]),
     )
     assert_problem(r, 403, "caller.forbidden")
@@ -86,7 +96,8 @@ async def test_wrong_role_is_403(client: httpx.AsyncClient, keys: dict[str, str]
 
 async def test_body_not_json_is_422(client: httpx.AsyncClient, keys: dict[str, str]) -> None:
     r = await client.post(
-        "/v1/disclosures", content=b"{not json",
+        "/v1/disclosures",
+        content=b"{not json",
         headers={**auth(keys["requester"]), "Content-Type": "application/json"},
     )
     assert_problem(r, 422, "request.invalid")
@@ -97,7 +108,8 @@ async def test_body_over_limit_is_413_before_parsing(
 ) -> None:
     huge = json.dumps(body(court_order="a" * (70 * 1024))).encode()
     r = await client.post(
-        "/v1/disclosures", content=huge,
+        "/v1/disclosures",
+        content=huge,
         headers={**auth(keys["requester"]), "Content-Type": "application/json"},
     )
     assert_problem(r, 413, "request.too_large")
@@ -111,7 +123,8 @@ async def test_streamed_body_over_limit_is_413(
             yield b"x" * 1024
 
     r = await client.post(
-        "/v1/disclosures", content=chunks(),
+        "/v1/disclosures",
+        content=chunks(),
         headers={**auth(keys["requester"]), "Content-Type": "application/json"},
     )
     assert_problem(r, 413, "request.too_large")
@@ -121,7 +134,8 @@ async def test_wrong_content_type_is_refused(
     client: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:
     r = await client.post(
-        "/v1/disclosures", content=json.dumps(body()).encode(),
+        "/v1/disclosures",
+        content=json.dumps(body()).encode(),
         headers={**auth(keys["requester"]), "Content-Type": "text/plain"},
     )
     assert_problem(r, 422, "request.invalid")
@@ -141,7 +155,8 @@ async def test_validation_error_does_not_echo_patron_id(
     client: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:
     r = await client.post(
-        "/v1/disclosures", json=body(patron_id="SECRET-PATRON-<script>"),
+        "/v1/disclosures",
+        json=body(patron_id="SECRET-PATRON-<script>"),
         headers=auth(keys["requester"]),
     )
     assert_problem(r, 422, "request.invalid")

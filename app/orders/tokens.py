@@ -1,0 +1,302 @@
+"""Court-order token verification: the one place that checks a signature with python-jose.
+
+The token never chooses how it is checked. Its header may only *name* a key (``kid``) of the
+issuer its payload names (``iss``); the key itself, and the one algorithm it may be used with,
+come from the trust store. Key-carrying headers (``jku``, ``x5u``, ``jwk``, ``x5c``) are never
+read, let alone fetched: verification is offline.
+
+The order of the checks, and what each may report::
+
+    size, segments, base64url, JSON   -> order.malformed (and nothing else)
+    typ, crit, alg, kid               -> order.wrong_type, order.malformed,
+                                         order.algorithm_rejected, order.unknown_key
+    iss, (iss, kid), key's own alg    -> order.untrusted_issuer, order.unknown_key,
+                                         order.algorithm_rejected
+    signature (only with a key found) -> order.signature_invalid (and stop: the payload is
+                                         untrusted, so no claim is reported as a fact)
+    claims (only after a good signature) -> order.claims_invalid, order.audience,
+                                         order.expired, order.not_yet_valid,
+                                         order.lifetime_exceeded, all that apply
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, TypeGuard
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from jose import jws
+from jose.backends.base import Key
+from jose.backends.cryptography_backend import CryptographyECKey, CryptographyRSAKey
+from jose.exceptions import JOSEError
+from pydantic import ValidationError
+
+from app.core.config import ASYMMETRIC_ALGORITHMS
+from app.core.reasons import Reason
+from app.orders.checks import OrderCheck, TrustedIssuer
+from app.orders.models import OrderClaims
+from app.orders.trust import (
+    TrustedKey,
+    TrustStore,
+    b64url_decode,
+    hash_for,
+    strict_json_loads,
+)
+
+#: The only ``typ`` a court order may carry (compared exactly).
+ORDER_TYP: Final = "court-order+jwt"
+#: The longest value kept, per field, in ``OrderCheck.unverified``.
+MAX_UNVERIFIED_CHARS: Final = 256
+
+_HEADER_FIELDS: Final = ("kid", "alg")
+_PAYLOAD_FIELDS: Final = ("iss", "jti", "case", "instrument")
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    header: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _VerifyingKey:
+    trusted: TrustedKey
+    jose_key: Key
+
+
+class OrderVerifier:
+    """Checks court-order tokens against a trust store; build one per process and reuse it.
+
+    Args:
+        trust: the issuers and keys to believe.
+        audience: the ``aud`` value that names this deployment.
+        allowed_algorithms: the signature algorithms accepted (asymmetric only).
+        clock_skew_seconds: how far ``exp``, ``nbf`` and ``iat`` may be off.
+        max_lifetime_days: the longest ``exp - iat`` the policy allows.
+        max_token_bytes: tokens longer than this are refused before any decoding.
+    """
+
+    __slots__ = ("_allowed", "_audience", "_keys", "_max_bytes", "_max_lifetime", "_skew", "_trust")
+
+    def __init__(
+        self,
+        trust: TrustStore,
+        *,
+        audience: str,
+        allowed_algorithms: Collection[str],
+        clock_skew_seconds: int,
+        max_lifetime_days: int,
+        max_token_bytes: int = 16384,
+    ) -> None:
+        refused = set(allowed_algorithms) - ASYMMETRIC_ALGORITHMS
+        if refused or not allowed_algorithms:
+            raise ValueError(f"allowed_algorithms must be asymmetric; refused: {sorted(refused)}")
+        if clock_skew_seconds < 0 or max_lifetime_days <= 0 or max_token_bytes <= 0:
+            raise ValueError("skew must be >= 0; lifetime and token size must be positive")
+        self._trust = trust
+        self._audience = audience
+        self._allowed = frozenset(allowed_algorithms)
+        self._skew = clock_skew_seconds
+        self._max_lifetime = max_lifetime_days * 86400
+        self._max_bytes = max_token_bytes
+        # Wrapped once here, so that a request does no key parsing at all.
+        self._keys = {
+            (key.iss, key.kid): _VerifyingKey(key, _jose_key(key)) for key in trust.courts.keys
+        }
+
+    def verify(self, token: str, now: datetime) -> OrderCheck:
+        """Check ``token`` at time ``now`` (timezone-aware) and report every failure found.
+
+        ``claims`` and ``issuer`` are set only when nothing failed. Never raises for a bad
+        token; raises ``ValueError`` only for a naive ``now`` (a programming error).
+        """
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be timezone-aware")
+        parsed = _parse_compact(token, self._max_bytes)
+        if parsed is None:
+            return _denied([Reason.ORDER_MALFORMED], {})
+        unverified = _unverified(parsed)
+        failures = _header_failures(parsed.header, self._allowed)
+        issuer, key = self._resolve(parsed, failures)
+        if issuer is None or key is None:
+            return _denied(failures, unverified)
+        if not _signature_ok(token, key):
+            # The payload is untrusted: report no claim as a fact, only what we found so far.
+            return _denied([*failures, Reason.ORDER_SIGNATURE_INVALID], unverified)
+        claims = self._claims(parsed.payload, now.timestamp(), failures)
+        if failures or claims is None:
+            return _denied(failures, unverified)
+        return OrderCheck(claims=claims, issuer=issuer, failures=(), unverified=unverified)
+
+    def _resolve(
+        self, parsed: _Parsed, failures: list[Reason]
+    ) -> tuple[TrustedIssuer | None, _VerifyingKey | None]:
+        """Find the issuer and its key named by the token, adding any failure to ``failures``."""
+        iss, kid = parsed.payload.get("iss"), parsed.header.get("kid")
+        issuer = self._trust.issuer(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            failures.append(Reason.ORDER_UNTRUSTED_ISSUER)
+            return None, None
+        key = self._keys.get((issuer.iss, kid)) if isinstance(kid, str) else None
+        if key is None:
+            _add(failures, Reason.ORDER_UNKNOWN_KEY)
+            return issuer, None
+        alg = parsed.header.get("alg")
+        if alg != key.trusted.alg or alg not in self._allowed:
+            # A key is used only with its own algorithm, and only if this deployment allows it.
+            _add(failures, Reason.ORDER_ALGORITHM_REJECTED)
+            return issuer, None
+        return issuer, key
+
+    def _claims(
+        self, payload: dict[str, Any], now: float, failures: list[Reason]
+    ) -> OrderClaims | None:
+        """Parse the signed claims and add every claim-level failure to ``failures``."""
+        try:
+            claims: OrderClaims | None = OrderClaims.model_validate(payload)
+        except ValidationError:
+            claims = None
+            failures.append(Reason.ORDER_CLAIMS_INVALID)
+        for reason in self._registered_claim_failures(payload, now):
+            _add(failures, reason)
+        return claims
+
+    def _registered_claim_failures(self, payload: Mapping[str, Any], now: float) -> list[Reason]:
+        """``aud``, ``exp``, ``nbf``, ``iat`` checked one by one, each where it is readable.
+
+        Independent of the typed model, so that a token both expired and misaddressed and
+        missing a claim is reported as all three.
+        """
+        found: list[Reason] = []
+        aud = payload.get("aud")
+        if _readable_audience(aud) and not _names_audience(aud, self._audience):
+            found.append(Reason.ORDER_AUDIENCE)
+        exp, iat, nbf = (_numeric_date(payload.get(name)) for name in ("exp", "iat", "nbf"))
+        if exp is not None and now > exp + self._skew:
+            found.append(Reason.ORDER_EXPIRED)
+        if any(t is not None and t > now + self._skew for t in (nbf, iat)):
+            found.append(Reason.ORDER_NOT_YET_VALID)
+        if exp is not None and iat is not None:
+            if exp - iat > self._max_lifetime:
+                found.append(Reason.ORDER_LIFETIME_EXCEEDED)
+            if exp < iat:  # an order that expires before it was issued is not a shape we accept
+                found.append(Reason.ORDER_CLAIMS_INVALID)
+        return found
+
+
+def _parse_compact(token: object, max_bytes: int) -> _Parsed | None:
+    """Split and decode a compact JWS; ``None`` when it is not one."""
+    # A character is at least one byte, so len() > max already means too many bytes; what
+    # passes must be ASCII (non-ASCII is malformed anyway), where len() is the byte count.
+    if not isinstance(token, str) or len(token) > max_bytes or not token.isascii():
+        return None
+    segments = token.split(".")
+    if len(segments) != 3:  # two: no signature part; five: a JWE
+        return None
+    try:
+        header = strict_json_loads(b64url_decode(segments[0]))
+        payload = strict_json_loads(b64url_decode(segments[1]))
+        b64url_decode(segments[2])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        return None
+    return _Parsed(header=header, payload=payload)
+
+
+def _header_failures(header: Mapping[str, Any], allowed: frozenset[str]) -> list[Reason]:
+    failures: list[Reason] = []
+    if header.get("typ") != ORDER_TYP:
+        failures.append(Reason.ORDER_WRONG_TYPE)
+    if "crit" in header:
+        # RFC 7515 section 4.1.11: extensions we do not implement must not be ignored.
+        failures.append(Reason.ORDER_MALFORMED)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in allowed:  # "none" in any case, HS*, ...
+        failures.append(Reason.ORDER_ALGORITHM_REJECTED)
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        failures.append(Reason.ORDER_UNKNOWN_KEY)
+    return failures
+
+
+def _signature_ok(token: str, key: _VerifyingKey) -> bool:
+    try:
+        jws.verify(token, key.jose_key, algorithms=[key.trusted.alg])
+    except JOSEError:
+        return False
+    return True
+
+
+def _jose_key(key: TrustedKey) -> Key:
+    """The python-jose key object for a trusted key, bound to the key's own algorithm."""
+    if key.alg.startswith("PS"):
+        return _RsaPssKey(key.public_key, key.alg)
+    if key.alg.startswith("RS"):
+        return CryptographyRSAKey(key.public_key, key.alg)
+    return CryptographyECKey(key.public_key, key.alg)
+
+
+class _RsaPssKey(Key):  # type: ignore[misc]  # jose is untyped
+    """RSASSA-PSS verification (RFC 7518 section 3.5), which python-jose 3.x lacks.
+
+    The salt is as long as the hash output and MGF1 uses the same hash, as RFC 7518 requires.
+    """
+
+    def __init__(self, public_key: object, algorithm: str) -> None:
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise TypeError("RSASSA-PSS needs an RSA public key")
+        self._public_key = public_key
+        self._hash = hash_for(algorithm)
+
+    def verify(self, msg: bytes, sig: bytes) -> bool:
+        pss = padding.PSS(mgf=padding.MGF1(self._hash), salt_length=self._hash.digest_size)
+        try:
+            self._public_key.verify(sig, msg, pss, self._hash)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def _unverified(parsed: _Parsed) -> dict[str, Any]:
+    """Best-effort, never-trusted strings for the audit log."""
+    found: dict[str, Any] = {}
+    for source, names in ((parsed.header, _HEADER_FIELDS), (parsed.payload, _PAYLOAD_FIELDS)):
+        for name in names:
+            value = source.get(name)
+            if isinstance(value, str):
+                found[name] = value[:MAX_UNVERIFIED_CHARS]
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                found[name] = str(value)[:MAX_UNVERIFIED_CHARS]
+    return found
+
+
+def _readable_audience(aud: object) -> TypeGuard[str | list[str]]:
+    return isinstance(aud, str) or (
+        isinstance(aud, list) and all(isinstance(item, str) for item in aud)
+    )
+
+
+def _names_audience(aud: str | list[str], audience: str) -> bool:
+    return aud == audience if isinstance(aud, str) else audience in aud
+
+
+def _numeric_date(value: object) -> float | None:
+    """A registered time claim's value where it can be read as a number, else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _add(failures: list[Reason], reason: Reason) -> None:
+    if reason not in failures:
+        failures.append(reason)
+
+
+def _denied(failures: list[Reason], unverified: dict[str, Any]) -> OrderCheck:
+    unique = tuple(dict.fromkeys(failures))
+    return OrderCheck(claims=None, issuer=None, failures=unique, unverified=unverified)

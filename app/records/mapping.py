@@ -1,0 +1,218 @@
+"""The records mapping: how each contract category lies in the backing store (contract §1).
+
+A mapping is a TOML file with one ``[categories.<id>]`` table per category the deployment
+keeps. For a SQL store each names a table or view and its columns::
+
+    [categories.circulation]
+    table = "loans"
+    patron_column = "patron_id"
+    date_column = "checked_out_at"
+    id_column = "loan_id"          # optional: a unique, orderable column for keyset paging
+    fields = { title = "title", checkout_date = "checked_out_at" }
+
+For an HTTP records API each names a path and JSON fields instead::
+
+    health_path = "/healthz"       # optional, HTTP only
+
+    [categories.circulation]
+    path = "/patrons/{patron}/loans"
+    date_field = "checked_out"
+    fields = { title = "title", checkout_date = "checked_out" }
+    items = "loans"                # optional: the key holding the list; default a bare list
+    patron_field = "patron"        # optional: drop any item naming another patron
+
+Only the ``fields`` ever leave the store, renamed to their output names. Identifiers are plain
+SQL identifiers, so no mapping can smuggle SQL into a query. Every fault raises
+:class:`MappingError` naming the category and key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.orders.models import Category
+
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+#: JSON member names an HTTP mapping may read: identifiers, plus hyphens.
+JSON_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
+PATRON_PLACEHOLDER = "{patron}"
+
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+JsonName = Annotated[str, Field(pattern=JSON_NAME_PATTERN)]
+
+
+class MappingError(ValueError):
+    """The mapping file, or the store it describes, is not usable. Names category and key."""
+
+
+class SqlCategory(BaseModel):
+    """One category held in a SQL table or view."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: Identifier
+    patron_column: Identifier
+    date_column: Identifier
+    id_column: Identifier | None = None
+    fields: dict[Identifier, Identifier] = Field(min_length=1)
+
+    def columns(self) -> tuple[str, ...]:
+        """Every column the category names, each once, in a stable order."""
+        names = [self.patron_column, self.date_column, *self.fields.values()]
+        if self.id_column:
+            names.append(self.id_column)
+        return tuple(dict.fromkeys(names))
+
+
+class HttpCategory(BaseModel):
+    """One category served by an upstream records API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(min_length=2, max_length=512)
+    date_field: JsonName
+    fields: dict[Identifier, JsonName] = Field(min_length=1)
+    items: JsonName | None = None
+    patron_field: JsonName | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path_template(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError("must start with '/'")
+        if path.count(PATRON_PLACEHOLDER) != 1:
+            raise ValueError("must contain {patron} exactly once")
+        rest = path.replace(PATRON_PLACEHOLDER, "")
+        if any(ch in rest for ch in "{}?#%\\") or any(ch.isspace() for ch in rest):
+            raise ValueError("may hold only plain path characters besides {patron}")
+        if any(seg in (".", "..") for seg in rest.split("/")):
+            raise ValueError("may not contain '.' or '..' segments")
+        return path
+
+
+CategoryMapping = SqlCategory | HttpCategory
+
+
+class RecordsMapping(BaseModel):
+    """A validated mapping: every category of one kind of store, in file order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["sql", "http"]
+    categories: dict[Category, CategoryMapping]
+    health_path: str = "/healthz"
+
+    def fields(self) -> dict[Category, tuple[str, ...]]:
+        """Per mapped category, the output field names, in file order."""
+        return {cat: tuple(m.fields) for cat, m in self.categories.items()}
+
+    def sql(self, category: Category) -> SqlCategory:
+        """The SQL mapping of ``category`` (KeyError when not mapped)."""
+        mapping = self.categories[category]
+        assert isinstance(mapping, SqlCategory)
+        return mapping
+
+    def http(self, category: Category) -> HttpCategory:
+        """The HTTP mapping of ``category`` (KeyError when not mapped)."""
+        mapping = self.categories[category]
+        assert isinstance(mapping, HttpCategory)
+        return mapping
+
+
+_TOP_LEVEL_KEYS = frozenset({"categories", "health_path"})
+
+
+def load_mapping(path: str | Path) -> RecordsMapping:
+    """Read and validate a mapping file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{source}: cannot read the mapping ({type(exc).__name__})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"{source}: not valid TOML: {exc}") from exc
+    return parse_mapping(data, source=source)
+
+
+def parse_mapping(data: Mapping[str, Any], *, source: str = "mapping") -> RecordsMapping:
+    """Validate an already parsed mapping document."""
+    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise MappingError(f"{source}: unknown key {unknown[0]!r}")
+    raw_categories = data.get("categories")
+    if not isinstance(raw_categories, dict) or not raw_categories:
+        raise MappingError(f"{source}: [categories] must map at least one category")
+    categories = {
+        _category_id(name, source): _parse_category(name, body, source)
+        for name, body in raw_categories.items()
+    }
+    kinds = {"http" if isinstance(m, HttpCategory) else "sql" for m in categories.values()}
+    if len(kinds) != 1:
+        raise MappingError(f"{source}: categories mix SQL tables and HTTP paths; use one store")
+    kind = kinds.pop()
+    health_path = data.get("health_path", "/healthz")
+    if "health_path" in data and kind != "http":
+        raise MappingError(f"{source}: health_path applies only to an HTTP records store")
+    if not isinstance(health_path, str) or not re.fullmatch(r"/[A-Za-z0-9_\-./]*", health_path):
+        raise MappingError(f"{source}: health_path must be a plain absolute path")
+    return RecordsMapping(kind=kind, categories=categories, health_path=health_path)
+
+
+def _category_id(name: str, source: str) -> Category:
+    try:
+        return Category(name)
+    except ValueError:
+        known = ", ".join(c.value for c in Category)
+        raise MappingError(
+            f"{source}: categories.{name}: not a contract category (one of {known})"
+        ) from None
+
+
+def _parse_category(name: str, body: Any, source: str) -> CategoryMapping:
+    where = f"{source}: categories.{name}"
+    if not isinstance(body, dict):
+        raise MappingError(f"{where}: must be a table")
+    if "table" in body and "path" in body:
+        raise MappingError(f"{where}: give either table (SQL) or path (HTTP), not both")
+    model: type[CategoryMapping] = HttpCategory if "path" in body else SqlCategory
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise MappingError(f"{where}.{_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    # The first fault only, as ``key: message``; identifiers name their own rule.
+    error = exc.errors(include_url=False)[0]
+    key = ".".join(str(part) for part in error["loc"]) or "?"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key"
+    if kind == "missing":
+        return f"{key}: required"
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", IDENTIFIER_PATTERN)
+        return f"{key}: {error.get('input')!r} is not a plain identifier ({pattern})"
+    return f"{key}: {error['msg']}"
+
+
+def validate_against_policy(
+    mapping: RecordsMapping, forbidden: Mapping[Category, Collection[str]]
+) -> None:
+    """Refuse a mapping that maps a field the policy forbids ever disclosing."""
+    for category, category_mapping in mapping.categories.items():
+        banned = set(forbidden.get(category, ()))
+        for field in category_mapping.fields:
+            if field in banned:
+                raise MappingError(
+                    f"categories.{category.value}.fields.{field}: the policy forbids "
+                    f"disclosing {field!r}; remove it from the mapping"
+                )

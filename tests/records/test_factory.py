@@ -1,0 +1,78 @@
+"""build_store picks the store from the URL and refuses a mapping of the other kind."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.core.config import Settings
+from app.records.demo import DEMO_MAPPING
+from app.records.factory import build_store, is_http_store, load_configured_mapping
+from app.records.http_store import HttpRecordsStore
+from app.records.mapping import MappingError, parse_mapping
+from app.records.sql_store import SqlRecordsStore
+
+HTTP_MAPPING = {
+    "categories": {
+        "circulation": {
+            "path": "/patrons/{patron}/loans",
+            "date_field": "checked_out",
+            "fields": {"title": "title"},
+        }
+    }
+}
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as http:
+        yield http
+
+
+def _settings(tmp_path: Path, **values: object) -> Settings:
+    return Settings(data_dir=tmp_path, environment="test", **values)  # type: ignore[arg-type]
+
+
+async def test_default_is_the_demo_sqlite_store(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    settings = _settings(tmp_path)
+    mapping = load_configured_mapping(settings)
+    assert settings.records_mapping == DEMO_MAPPING
+    store = build_store(settings, mapping, client)
+    try:
+        assert isinstance(store, SqlRecordsStore)
+        assert str(store.engine.url).endswith("demo-records.db")
+    finally:
+        await store.close()
+
+
+async def test_http_url_builds_the_http_store(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    settings = _settings(
+        tmp_path, records_url="https://ils.example/api", records_api_token="s3cret-token-value"
+    )
+    store = build_store(settings, parse_mapping(HTTP_MAPPING), client)
+    assert isinstance(store, HttpRecordsStore)
+
+
+async def test_mapping_kind_must_match_the_url(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    http_settings = _settings(tmp_path, records_url="https://ils.example/api")
+    with pytest.raises(MappingError, match="describes a SQL store"):
+        build_store(http_settings, load_configured_mapping(http_settings), client)
+    with pytest.raises(MappingError, match="describes a HTTP store"):
+        build_store(_settings(tmp_path), parse_mapping(HTTP_MAPPING), client)
+
+
+@pytest.mark.parametrize(
+    ("url", "http"),
+    [
+        ("https://ils.example/api", True),
+        ("HTTP://127.0.0.1:8000", True),
+        ("sqlite:///data/records.db", False),
+        ("postgresql://reader@db/records", False),
+        ("mysql://reader@db/koha", False),
+    ],
+)
+def test_scheme_decides(url: str, http: bool) -> None:
+    assert is_http_store(url) is http
