@@ -90,9 +90,9 @@ def test_audit_verify_checkpoint_and_export(env: dict[str, str], tmp_path: Path)
     assert lines[1]["kind"] == "revocation"
 
 
+# Tampering goes through sqlite3 here; tests/audit/test_chain.py tampers on both databases.
+@pytest.mark.parametrize("state_url", ["sqlite"], indirect=True)
 def test_audit_verify_exits_1_on_tampering(env: dict[str, str], settings: Settings) -> None:
-    if not settings.state_url.startswith("sqlite"):
-        pytest.skip("tampering through sqlite3 only; the chain tests cover PostgreSQL")
     assert run(env, "db", "upgrade").exit_code == 0
     for name in ("a", "b", "c"):
         assert run(env, "clients", "add", name, "--role", "auditor").exit_code == 0
