@@ -248,8 +248,9 @@ class SqlRecordsStore:
         limit: int,
         position: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        start = obligations.period.start
-        end = obligations.period.end + dt.timedelta(days=1)
+        start, last = obligations.period.start, obligations.period.end
+        # The half-open bound; at the end of the calendar the last day itself must do.
+        end = last + dt.timedelta(days=1) if last < dt.date.max else last
         values: dict[str, Any] = {"patron": patron, "lim": limit + 1}
         if self._dialect == "sqlite":
             # SQLite keeps dates as ISO text; ISO strings compare in date order, and binding

@@ -174,19 +174,22 @@ class _Source:
 
     def __init__(self, patrons: int, seed: int, *, text_dates: bool) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - fictional data, not secrets
+        # random() and arithmetic: several times faster than randrange() and choice(),
+        # which matters at millions of rows.
+        self.random = self.rng.random
         self.patrons = patrons
         self.text_dates = text_dates
         self.days = (DATA_END - DATA_START).days + 1
 
     def patron(self) -> str:
         # Squared uniform: a few heavy users and a long tail, as in real circulation.
-        return patron_id(1 + int(self.patrons * self.rng.random() ** 2))
+        return patron_id(1 + int(self.patrons * self.random() ** 2))
 
     def day(self) -> dt.date:
-        return DATA_START + dt.timedelta(days=self.rng.randrange(self.days))
+        return DATA_START + dt.timedelta(days=self.below(self.days))
 
     def moment(self, day: dt.date | None = None) -> dt.datetime:
-        seconds = self.rng.randrange(9 * 3600, 21 * 3600)
+        seconds = 9 * 3600 + self.below(12 * 3600)
         return dt.datetime.combine(day or self.day(), dt.time()) + dt.timedelta(seconds=seconds)
 
     def date(self, value: dt.date | None) -> Any:
@@ -196,14 +199,17 @@ class _Source:
         return value.isoformat()
 
     def word(self, count: int) -> str:
-        return "".join(self.rng.choice(_SYLLABLES) for _ in range(count)).capitalize()
+        return "".join(self.choice(_SYLLABLES) for _ in range(count)).capitalize()
 
     def title(self) -> str:
-        rng = self.rng
-        return f"The {rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} (fictional)"
+        return f"The {self.choice(_ADJECTIVES)} {self.choice(_NOUNS)} (fictional)"
 
     def choice(self, options: Sequence[Any]) -> Any:
-        return self.rng.choice(options)
+        return options[int(self.random() * len(options))]
+
+    def below(self, stop: int) -> int:
+        """An integer in ``[0, stop)``."""
+        return int(self.random() * stop)
 
 
 def patron_id(number: int) -> str:
@@ -216,15 +222,15 @@ RowMaker = Callable[[_Source, int, str, dt.datetime], tuple[Any, ...]]
 
 def _patron_row(src: _Source, number: int, registered: dt.date) -> tuple[Any, ...]:
     given, family = src.word(2), src.word(3)
-    born = dt.date(1940, 1, 1) + dt.timedelta(days=src.rng.randrange(26_000))
+    born = dt.date(1940, 1, 1) + dt.timedelta(days=src.below(26_000))
     return (
         patron_id(number),
         f"29999{number:09d}",
         f"{given} {family}",
-        f"{src.rng.randint(1, 999)} {src.word(2)} Lane (fictional)",
+        f"{1 + src.below(999)} {src.word(2)} Lane (fictional)",
         src.choice(_PLACES),
         f"{given.lower()}.{family.lower()}@example.invalid",
-        f"+1-555-01{src.rng.randrange(100):02d}",
+        f"+1-555-01{src.below(100):02d}",
         src.date(born),
         src.date(registered),
         hashlib.sha256(f"demo-pin-{number}".encode()).hexdigest(),
@@ -234,8 +240,8 @@ def _patron_row(src: _Source, number: int, registered: dt.date) -> tuple[Any, ..
 
 def _loan(src: _Source, ident: int, patron: str, when: dt.datetime) -> tuple[Any, ...]:
     returned = None
-    if src.rng.random() > 0.08:
-        returned = when + dt.timedelta(days=src.rng.randint(1, 30), hours=src.rng.randint(0, 8))
+    if src.random() > 0.08:
+        returned = when + dt.timedelta(days=1 + src.below(30), hours=src.below(9))
     due = when.date() + dt.timedelta(days=21)
     return (
         ident,
@@ -251,7 +257,7 @@ def _loan(src: _Source, ident: int, patron: str, when: dt.datetime) -> tuple[Any
 
 def _hold(src: _Source, ident: int, patron: str, when: dt.datetime) -> tuple[Any, ...]:
     placed = when.date()
-    expires = placed + dt.timedelta(days=src.rng.choice((30, 60, 90)))
+    expires = placed + dt.timedelta(days=src.choice((30, 60, 90)))
     return (
         ident,
         patron,
@@ -273,7 +279,7 @@ def _ill(src: _Source, ident: int, patron: str, when: dt.datetime) -> tuple[Any,
         f"{src.word(2)} {src.word(3)}",
         f"{src.choice(_PLACES)} Library (fictional)",
         src.choice(_ILL_STATUSES),
-        src.rng.randrange(0, 2500),
+        src.below(2500),
         "Internal: lender invoice pending (fictional)",
     )
 
@@ -286,7 +292,7 @@ def _search(src: _Source, ident: int, patron: str, when: dt.datetime) -> tuple[A
         src.date(when),
         query,
         src.choice(_SOURCES),
-        f"198.51.100.{src.rng.randrange(1, 255)}",
+        f"198.51.100.{1 + src.below(254)}",
         f"{src.rng.getrandbits(128):032x}",
     )
 
@@ -306,8 +312,8 @@ def _reference(src: _Source, ident: int, patron: str, when: dt.datetime) -> tupl
 
 def _facility(src: _Source, ident: int, patron: str, when: dt.datetime) -> tuple[Any, ...]:
     kind, resource = src.choice(_RESOURCES)
-    ended = when + dt.timedelta(minutes=src.rng.randint(15, 180))
-    mac = ":".join(f"{src.rng.randrange(256):02x}" for _ in range(6))
+    ended = when + dt.timedelta(minutes=15 + src.below(166))
+    mac = ":".join(f"{src.below(256):02x}" for _ in range(6))
     return (ident, patron, src.date(when), src.date(ended), resource, kind, mac)
 
 
