@@ -35,6 +35,7 @@ from app.orders.models import Category, OrderClaims, OrderUse, Revocation
 from app.policy.decision import AccessRequest, Decision, Effect, Obligations, OrderState, Period
 from app.policy.engine import evaluate
 from app.records.base import Page
+from app.records.cursor import CursorInvalid
 from app.runtime import Runtime
 
 USES = OrderUse.__table__  # type: ignore[attr-defined]
@@ -228,14 +229,20 @@ async def _read_store(
     positions = cursor.positions if cursor else {}
     todo = [c for c in obligations.categories if cursor is None or c.value in positions]
     try:
-        pages = await asyncio.gather(
-            *(
-                runtime.store.fetch(obligations, c, limit=limit, cursor=positions.get(c.value))
+        # A task group cancels the other reads as soon as one fails: nothing will be released.
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    runtime.store.fetch(obligations, c, limit=limit, cursor=positions.get(c.value))
+                )
                 for c in todo
-            )
-        )
+            ]
+        pages = [task.result() for task in tasks]
     except Exception as exc:
-        detail = exc.detail if isinstance(exc, StoreUnavailable) else None
+        errors = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
+        if any(isinstance(e, CursorInvalid) for e in errors):
+            raise RequestInvalid("The cursor does not fit this store.") from None
+        detail = next((e.detail for e in errors if isinstance(e, StoreUnavailable)), None)
         appended = await runtime.audit.append(
             Entry(
                 kind="disclosure",

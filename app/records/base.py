@@ -49,6 +49,13 @@ class RecordsStore(Protocol):
         """
         ...
 
+    async def validate(self) -> None:
+        """At start: check the mapping against the live store (tables, columns, types).
+
+        Raises MappingError naming what is missing, or StoreUnavailable.
+        """
+        ...
+
     async def check(self) -> None:
         """Raise StoreUnavailable when the store cannot answer (for readyz)."""
         ...
