@@ -140,7 +140,11 @@ def _state_and_audit(settings: Settings) -> Any:
 
 @clients.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["requester", "auditor", "admin"]), required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["requester", "auditor", "admin", "notifier", "records_admin"]),
+    required=True,
+)
 def clients_add(name: str, role: str) -> None:
     """Create a caller and print its key once (only its hash is kept)."""
     from app.callers.models import Role
@@ -338,6 +342,52 @@ def audit_export(start: dt.datetime | None, end: dt.datetime | None, output: Any
 
     count = _run(go())
     click.echo(f"exported {count} events", err=True)
+
+
+# --------------------------------------------------------------------------- report
+
+
+@main.group()
+def report() -> None:
+    """Reports computed from the audit log."""
+
+
+@report.command("transparency")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option(
+    "--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day included."
+)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json")
+@click.option("--output", "-o", type=click.File("w"), default="-")
+def report_transparency(
+    start: dt.datetime | None, end: dt.datetime | None, fmt: str, output: Any
+) -> None:
+    """The transparency report (as GET /v1/transparency), banded as the policy says."""
+    from app.core.database import create_engine
+    from app.core.problems import RequestInvalid
+    from app.policy.models import PolicyError, load_policy
+    from app.transparency import service
+    from app.transparency.router import period
+
+    settings = load_settings()
+    try:
+        policy = load_policy(settings.policy)
+    except PolicyError as exc:
+        raise click.ClickException(f"policy invalid: {exc}") from None
+    try:
+        first, last = period(start.date() if start else None, end.date() if end else None)
+    except RequestInvalid:
+        raise click.ClickException("--to is before --from") from None
+
+    async def go() -> dict[str, Any]:
+        engine = create_engine(settings.state_url)
+        try:
+            return await service.build_report(engine, policy, start=first, end=last)
+        finally:
+            await engine.dispose()
+
+    result = _run(go())
+    output.write(service.to_csv(result) if fmt == "csv" else json.dumps(result, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- demo

@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.audit.router import router as audit_router
 from app.core.config import Settings
 from app.core.deps import authenticate
 from app.core.middleware import RequestContextMiddleware
-from app.core.problems import install_problem_handlers, problem_responses
+from app.core.problems import (
+    AuthError,
+    BulwarkError,
+    DeniedError,
+    ForbiddenError,
+    RateLimited,
+    RequestInvalid,
+    RequestTooLarge,
+    StoreUnavailable,
+    install_problem_handlers,
+    problem_responses,
+)
+from app.core.reasons import Reason
 from app.disclosures.router import router as disclosures_router
 from app.health.router import router as health_router
+from app.holds.router import router as holds_router
+from app.metrics import observe_request
+from app.metrics.router import metrics_router
+from app.notices.router import router as notices_router
 from app.orders.router import router as orders_router
 from app.policy.router import router as policy_router
-from app.runtime import Runtime, build_runtime
+from app.ratelimit import RateLimiter, limiter_of
+from app.runtime import Runtime, StartupError, build_runtime
+from app.transparency.router import api_router as transparency_api
+from app.transparency.router import page_router as transparency_page
 
 DESCRIPTION = """
 Bulwark releases library patron records only under a court order issued on good cause based on
@@ -33,6 +54,12 @@ TAGS = [
     {"name": "audit", "description": "The tamper-evident audit log."},
     {"name": "policy", "description": "The policy in force."},
     {"name": "health", "description": "Liveness and readiness (no key needed)."},
+    {
+        "name": "transparency",
+        "description": "The transparency report; public when the policy publishes it.",
+    },
+    {"name": "notices", "description": "Patron notices after a disclosure (notifier)."},
+    {"name": "legal holds", "description": "Records that purge jobs must keep."},
 ]
 
 
@@ -45,8 +72,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         owned = runtime is None
         app.state.runtime = runtime or await build_runtime(settings)
         try:
+            limiter = await _start_limiter(app.state.runtime)
+        except BaseException:
+            if owned:
+                await app.state.runtime.close()
+            raise
+        try:
             yield
         finally:
+            app.state.runtime.extras.pop("rate_limiter", None)
+            await limiter.close()
             if owned:
                 await app.state.runtime.close()
 
@@ -56,19 +91,113 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        responses=problem_responses(500),
+        # The body-size limit answers 413 on any route, before routing.
+        responses=problem_responses(413, 500),
     )
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        # Inside the request-context middleware, so preflight answers carry the security
+        # headers too. Without configured origins there is no CORS at all: browsers refuse.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, observe=observe_request
+    )
 
     # Everything under /v1 needs a key; the public routes (health) are outside it.
     v1 = APIRouter(
         prefix="/v1",
         dependencies=[Depends(authenticate)],
-        responses=problem_responses(401, 403, 422, 503),
+        responses=problem_responses(401, 403, 422, 429, 503),
     )
     for router in (disclosures_router, orders_router, audit_router, policy_router):
         v1.include_router(router)
+    for router in (notices_router, holds_router):
+        v1.include_router(router)
     app.include_router(v1)
     app.include_router(health_router)
+    # The transparency report checks its readers itself: the policy may make it public.
+    app.include_router(transparency_api)
+    app.include_router(transparency_page)
+    metrics = metrics_router(settings)
+    if metrics is not None:
+        app.include_router(metrics)
+    app.openapi = _with_problem_examples(app)  # type: ignore[method-assign]
     return app
+
+
+def _problem_examples() -> dict[str, dict[str, Any]]:
+    """A real problem body per status, rendered by the errors that produce it."""
+    errors: dict[str, BulwarkError] = {
+        "401": AuthError(),
+        "403": ForbiddenError(),
+        "404": BulwarkError(Reason.REQUEST_NOT_FOUND),
+        "413": RequestTooLarge(65536),
+        "422": RequestInvalid(
+            "The request failed validation: body.from (date_from_datetime_parsing)",
+            [{"loc": ["body", "from"], "type": "date_from_datetime_parsing"}],
+        ),
+        "429": RateLimited(30),
+        "500": BulwarkError(Reason.INTERNAL),
+        "503": StoreUnavailable(audit_seq=43),
+    }
+    request_id = {"request_id": "3f2b9c0e8d7a4f6b9e1c2d3a4b5c6d7e"}
+    return {status: {**e.to_problem(), **request_id} for status, e in errors.items()}
+
+
+def _with_problem_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` that also puts an example on every problem response.
+
+    Generated clients and readers then see what a refusal looks like; a disclosure's 403
+    shows both kinds (a policy denial with every reason, and a role that may not ask).
+    """
+    build = app.openapi
+    examples = _problem_examples()
+    denied = {
+        **DeniedError([Reason.ORDER_EXPIRED, Reason.SCOPE_PATRON], audit_seq=42).to_problem(),
+        "request_id": "9a8b7c6d5e4f30211f2e3d4c5b6a7980",
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for path in schema["paths"].values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    for content in response.get("content", {}).values():
+                        if not content.get("schema", {}).get("$ref", "").endswith("/Problem"):
+                            continue
+                        if status == "403" and operation.get("operationId") == "createDisclosure":
+                            content["examples"] = {
+                                "denied": {"summary": "Refused by the policy", "value": denied},
+                                "forbidden": {"summary": "Wrong role", "value": examples["403"]},
+                            }
+                        elif status in examples:
+                            content["example"] = examples[status]
+        return schema
+
+    return openapi
+
+
+async def _start_limiter(runtime: Runtime) -> RateLimiter:
+    """The runtime's rate limiter, its backend reached once, or StartupError."""
+    try:
+        limiter = limiter_of(runtime)
+        await limiter.check()
+    except ValueError as exc:
+        raise StartupError(f"rate limiter: {exc}") from None
+    except Exception as exc:
+        # The type only: a Redis URL may carry a password.
+        raise StartupError(
+            f"rate limiter backend ({runtime.settings.rate_limit_backend}) unreachable "
+            f"({type(exc).__name__}); check BULWARK_RATE_LIMIT_BACKEND and BULWARK_REDIS_URL"
+        ) from None
+    return limiter

@@ -23,6 +23,8 @@ from app.core import migrations, secrets
 from app.core.config import Settings
 from app.core.database import create_engine, redact
 from app.disclosures.cursor import CursorSigner
+from app.metrics import MeasuredStore, observe_audit_append
+from app.orders.approvals import ApprovalVerifier
 from app.orders.tokens import OrderVerifier
 from app.orders.trust import TrustStore, TrustStoreError
 from app.policy.models import LoadedPolicy, PolicyError, load_policy
@@ -54,6 +56,7 @@ class Runtime:
     pseudonymize: Pseudonymizer
     checkpoint_key: ec.EllipticCurvePrivateKey
     cursors: CursorSigner
+    approvals: ApprovalVerifier
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
@@ -116,7 +119,15 @@ async def build_runtime(settings: Settings) -> Runtime:
         max_lifetime_days=policy.policy.max_order_lifetime_days,
         max_token_bytes=settings.max_token_bytes,
     )
-    audit = AuditWriter(state)
+    approvals = ApprovalVerifier(
+        trust.counsel_issuers,
+        audience=settings.audience,
+        allowed_algorithms=settings.allowed_algorithms,
+        clock_skew_seconds=policy.policy.clock_skew_seconds,
+        max_lifetime_days=policy.policy.max_order_lifetime_days,
+        max_token_bytes=settings.max_token_bytes,
+    )
+    audit = AuditWriter(state, observe=observe_audit_append)
     audit.start()
     return Runtime(
         settings=settings,
@@ -126,12 +137,13 @@ async def build_runtime(settings: Settings) -> Runtime:
         trust=trust,
         verifier=verifier,
         mapping=mapping,
-        store=store,
+        store=MeasuredStore(store),
         callers=CallerRegistry(state),
         audit=audit,
         pseudonymize=Pseudonymizer(pseudonym_key, settings.pseudonym_key_id),
         checkpoint_key=checkpoint_key,
         cursors=CursorSigner(pseudonym_key),
+        approvals=approvals,
     )
 
 

@@ -22,6 +22,7 @@ from app.orders.issuing import generate_key_pair, issue_order, make_claims
 from app.records.demo import create_demo_store
 from app.runtime import Runtime, build_runtime
 from tests.databases import postgres_database
+from tests.privacy import check_security_headers, install_log_capture, run_privacy_check_last
 
 COURT_ISS = "https://courts.example/il-cook"
 COURT_KID = "cook-2026"
@@ -122,7 +123,11 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(runtime=runtime)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bulwark.test") as c:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://bulwark.test",
+            event_hooks={"response": [check_security_headers]},
+        ) as c:
             yield c
 
 
@@ -151,3 +156,13 @@ def order_token(court_key: tuple[bytes, dict[str, str]]) -> Callable[..., str]:
         return issue_order(claims, court_key[0], COURT_KID, "ES256", allow_invalid=allow_invalid)
 
     return make
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Capture every log line of the session at DEBUG (tests/privacy.py)."""
+    install_log_capture()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The session-wide privacy check runs after everything it checks."""
+    run_privacy_check_last(items)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.util
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import click
+import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from app.cli import main
 from app.core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
 
 
 def _compose() -> dict[str, object]:
@@ -81,3 +94,110 @@ def test_dockerfile_is_slim_non_root_and_installs_like_the_readme() -> None:
     env_keys = re.findall(r"(BULWARK_[A-Z_]+)=", text)
     fields = {f"BULWARK_{name.upper()}" for name in Settings.model_fields}
     assert env_keys and all(k in fields for k in env_keys)
+
+
+# --------------------------------------------------------------------------- replicas, proxy
+
+
+def _topology_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("local_topology", DEPLOY / "local_topology.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def _replicas() -> dict[str, dict[str, Any]]:
+    return {
+        name: s
+        for name, s in _services().items()
+        if s.get("command", [None, None])[:2] == ["bulwark", "serve"]
+    }
+
+
+def test_two_health_checked_replicas_behind_a_health_checked_proxy() -> None:
+    replicas = _replicas()
+    assert len(replicas) >= 2
+    for name, replica in replicas.items():
+        assert "/readyz" in " ".join(replica["healthcheck"]["test"]), name
+        assert "ports" not in replica, f"{name}: replicas are reached through the proxy only"
+    proxy = _services()["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    assert proxy["healthcheck"]["test"]
+    assert {n: d["condition"] for n, d in proxy["depends_on"].items()} == dict.fromkeys(
+        replicas, "service_healthy"
+    )
+    assert [p.split(":")[-1] for p in proxy["ports"]] == ["443"]
+    for volume in proxy["volumes"] + replicas[next(iter(replicas))]["volumes"]:
+        source = volume.split(":")[0]
+        assert (ROOT / source).exists(), f"{source} is mounted but missing"
+
+
+def test_the_proxy_config_is_rendered_from_the_one_template_for_these_replicas() -> None:
+    topology = _topology_module()
+    text = (DEPLOY / "nginx" / "bulwark.conf").read_text()
+    expected = topology.render_site(
+        topology.COMPOSE_UPSTREAMS, listen="443", tls=True, health_listen="127.0.0.1:8081"
+    )
+    assert text == expected, "regenerate: python deploy/local_topology.py nginx-site"
+    upstreams = set(re.findall(r"^\s*server ([\w-]+):8080", text, re.M))
+    assert upstreams == set(_replicas())
+    health = _services()["proxy"]["healthcheck"]["test"]
+    assert any("127.0.0.1:8081/readyz" in word for word in health)
+
+
+def test_the_proxy_config_passes_nginx_syntax_check(tmp_path: Path) -> None:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("nginx is missing; .ci/run installs it", pytrace=False)
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    topology = _topology_module()
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    _self_signed(tls / "fullchain.pem", tls / "privkey.pem")
+    site = (
+        (DEPLOY / "nginx" / "bulwark.conf")
+        .read_text()
+        .replace("/etc/nginx/tls", str(tls))
+        .replace("listen 443 ssl", "listen 127.0.0.1:1 ssl")
+    )
+    for name in _replicas():
+        site = site.replace(f"{name}:8080", "127.0.0.1:9")  # resolvable without compose's DNS
+    (tmp_path / "spool").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(topology.render_main(site, tmp_path))
+    done = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _self_signed(cert_path: Path, key_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bulwark.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )

@@ -29,7 +29,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    bindparam,
+    insert,
+    literal,
+    null,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit.chain import canonical, chain_hash
@@ -112,6 +125,9 @@ class AuditWriter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._observe = observe  # optional callback(seconds, batch_size) for metrics
+        # Held from batch to batch: a pool checkout pings the server first (three round
+        # trips on asyncpg), which would cost more than a small batch's own statements.
+        self._conn: AsyncConnection | None = None
 
     @property
     def running(self) -> bool:
@@ -131,6 +147,7 @@ class AuditWriter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self._release()
 
     async def append(self, entry: Entry) -> Appended:
         """Append ``entry`` and return once it is durable (or raise AuditUnavailable)."""
@@ -168,101 +185,221 @@ class AuditWriter:
                     self._queue.task_done()
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Appended]:
-        async with self._engine.begin() as conn:
-            # Lock first, read after: on SQLite a transaction that starts with a write takes
-            # the write lock at once (and waits for it), so it can never be refused an upgrade.
-            await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq))
-            head = (await conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1))).one()
-            active = await _active_callers(conn, batch)
-            seq, prev = int(head.seq), str(head.hash)
-            now = utcnow()
-            events: list[dict[str, Any]] = []
-            disclosures: list[dict[str, Any]] = []
-            results: list[Appended] = []
-            for pending in batch:
-                await _recheck(conn, pending, active, now)
-                if pending.entry.apply is not None and not pending.refused:
-                    await pending.entry.apply(conn)
-                seq += 1
-                body = _final_body(pending, seq, now)
-                text = canonical(body)
-                digest_ = chain_hash(prev, text)
-                events.append(
-                    {
-                        "seq": seq,
-                        "ts": now,
-                        "kind": body["kind"],
-                        "effect": body["effect"],
-                        "body": text,
-                        "prev_hash": prev,
-                        "hash": digest_,
-                    }
+        conn, seq, prev = await self._begin()
+        try:
+            results = await self._append(conn, batch, seq, prev)
+            await conn.commit()
+        except BaseException:
+            await self._release()  # rolls back; the next batch starts on a fresh connection
+            raise
+        return results
+
+    async def _begin(self) -> tuple[AsyncConnection, int, str]:
+        """Begin a transaction holding the head's lock, on the held connection.
+
+        A connection the server dropped while it was idle (a restart, a failover) fails here,
+        before anything is written: it is replaced once. Any later failure fails the batch.
+        """
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            try:
+                await self._conn.begin()
+                seq, prev = await _lock_head(self._conn)
+            except DBAPIError as exc:
+                await self._release()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+            else:
+                return self._conn, seq, prev
+        raise AssertionError("unreachable")
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _append(
+        self, conn: AsyncConnection, batch: Sequence[_Pending], seq: int, prev: str
+    ) -> list[Appended]:
+        """Decide and write the batch's events after ``prev`` (at ``seq``), under the lock."""
+        # Everything the re-checks need, read once for the whole batch (one statement),
+        # then decided in order in memory: the cost of a batch hardly grows with its size.
+        facts = await _read_facts(conn, batch)
+        now = utcnow()
+        events: list[dict[str, Any]] = []
+        disclosures: list[dict[str, Any]] = []
+        results: list[Appended] = []
+        for pending in batch:
+            facts.recheck(pending)
+            if pending.entry.apply is not None and not pending.refused:
+                await pending.entry.apply(conn)
+                facts.applied(pending.entry)
+            seq += 1
+            body = _final_body(pending, seq, now)
+            text = canonical(body)
+            digest_ = chain_hash(prev, text)
+            events.append(
+                {
+                    "seq": seq,
+                    "ts": now,
+                    "kind": body["kind"],
+                    "effect": body["effect"],
+                    "body": text,
+                    "prev_hash": prev,
+                    "hash": digest_,
+                }
+            )
+            if pending.entry.disclosure is not None and not pending.refused:
+                disclosures.append(
+                    {**pending.entry.disclosure, "audit_seq": seq, "created_at": now}
                 )
-                if pending.entry.disclosure is not None and not pending.refused:
-                    disclosures.append(
-                        {**pending.entry.disclosure, "audit_seq": seq, "created_at": now}
-                    )
-                results.append(Appended(seq, digest_, now, tuple(pending.refused), pending.uses))
-                prev = digest_
-            await conn.execute(insert(EVENTS), events)
-            if disclosures:
-                await conn.execute(insert(DISCLOSURES), disclosures)
-            await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
+            results.append(Appended(seq, digest_, now, tuple(pending.refused), pending.uses))
+            prev = digest_
+        await facts.write_uses(conn, now)
+        await conn.execute(insert(EVENTS), events)
+        if disclosures:
+            await conn.execute(insert(DISCLOSURES), disclosures)
+        await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
         return results
 
 
-async def _active_callers(conn: AsyncConnection, batch: Sequence[_Pending]) -> set[int]:
-    ids = {p.entry.caller_id for p in batch if p.entry.caller_id is not None}
-    if not ids:
-        return set()
-    rows = await conn.execute(
-        select(CLIENTS.c.id).where(and_(CLIENTS.c.id.in_(ids), CLIENTS.c.revoked_at.is_(None)))
-    )
-    return {int(r.id) for r in rows}
+async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
+    """Take the head's lock, then read it: ``(seq, hash)``.
+
+    Lock first, read after: on SQLite a transaction that starts with a write takes the write
+    lock at once (and waits for it), so it can never be refused an upgrade. Where the
+    database returns rows from an UPDATE (PostgreSQL, SQLite), both are one statement.
+    """
+    lock = update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq)
+    if conn.dialect.update_returning:
+        head = (await conn.execute(lock.returning(HEAD.c.seq, HEAD.c.hash))).one()
+    else:
+        await conn.execute(lock)
+        head = (await conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1))).one()
+    return int(head.seq), str(head.hash)
 
 
-async def _recheck(
-    conn: AsyncConnection, pending: _Pending, active: set[int], now: dt.datetime
-) -> None:
-    entry = pending.entry
-    if entry.caller_id is not None and entry.caller_id not in active:
-        pending.refused.append(Reason.CALLER_UNAUTHENTICATED)
-    if entry.order is not None and await _revoked(conn, *entry.order):
-        pending.refused.append(Reason.ORDER_REVOKED)
-    if entry.use is not None and not pending.refused:
-        await _consume(conn, pending, entry.use, now)
+OrderKey = tuple[str, str]
 
 
-async def _revoked(conn: AsyncConnection, iss: str, jti: str) -> bool:
-    row = await conn.execute(
-        select(REVOCATIONS.c.jti).where(and_(REVOCATIONS.c.iss == iss, REVOCATIONS.c.jti == jti))
-    )
-    return row.first() is not None
+@dataclass(slots=True)
+class _Facts:
+    """What held under the lock when the batch began, updated as its entries are decided.
+
+    ``uses`` maps an order to its use count (``None``: no row yet); ``changed`` the orders
+    whose count this batch raised, written back by :meth:`write_uses`.
+    """
+
+    active: set[int]
+    revoked: set[OrderKey]
+    uses: dict[OrderKey, int | None]
+    max_uses: dict[OrderKey, int] = field(default_factory=dict)
+    changed: set[OrderKey] = field(default_factory=set)
+    existed: set[OrderKey] = field(default_factory=set)
+
+    def recheck(self, pending: _Pending) -> None:
+        """Refuse what no longer holds for ``pending``; consume its use if it stands."""
+        entry = pending.entry
+        if entry.caller_id is not None and entry.caller_id not in self.active:
+            pending.refused.append(Reason.CALLER_UNAUTHENTICATED)
+        if entry.order is not None and entry.order in self.revoked:
+            pending.refused.append(Reason.ORDER_REVOKED)
+        if entry.use is not None and not pending.refused:
+            self._consume(pending, entry.use)
+
+    def _consume(self, pending: _Pending, use: UseClaim) -> None:
+        key = (use.iss, use.jti)
+        current = self.uses.get(key)
+        if current is not None and current >= use.max_uses:
+            pending.uses = current
+            pending.refused.append(Reason.ORDER_EXHAUSTED)
+            return
+        self.uses[key] = pending.uses = (current or 0) + 1
+        self.max_uses.setdefault(key, use.max_uses)
+        self.changed.add(key)
+
+    def applied(self, entry: Entry) -> None:
+        """Take in what an entry just changed that later entries of the batch must see."""
+        order = entry.body.get("order") if entry.kind == "revocation" else None
+        if isinstance(order, dict):
+            self.revoked.add((str(order.get("iss")), str(order.get("jti"))))
+
+    async def write_uses(self, conn: AsyncConnection, now: dt.datetime) -> None:
+        """The new use counts: one INSERT for first uses, one UPDATE for the others."""
+        new = [k for k in self.changed if k not in self.existed]
+        old = [k for k in self.changed if k in self.existed]
+        if new:
+            await conn.execute(
+                insert(USES),
+                [
+                    {
+                        "iss": iss,
+                        "jti": jti,
+                        "uses": self.uses[(iss, jti)],
+                        "max_uses": self.max_uses[(iss, jti)],
+                        "first_used_at": now,
+                        "last_used_at": now,
+                    }
+                    for iss, jti in new
+                ],
+            )
+        if old:
+            # Absolute counts are safe: every writer of order_uses holds the head's lock.
+            await conn.execute(
+                update(USES)
+                .where(and_(USES.c.iss == bindparam("k_iss"), USES.c.jti == bindparam("k_jti")))
+                .values(uses=bindparam("k_uses"), last_used_at=now),
+                [{"k_iss": i, "k_jti": j, "k_uses": self.uses[(i, j)]} for i, j in old],
+            )
 
 
-async def _consume(
-    conn: AsyncConnection, pending: _Pending, use: UseClaim, now: dt.datetime
-) -> None:
-    key = and_(USES.c.iss == use.iss, USES.c.jti == use.jti)
-    row = (await conn.execute(select(USES.c.uses).where(key))).first()
-    if row is None:
-        await conn.execute(
-            insert(USES).values(
-                iss=use.iss,
-                jti=use.jti,
-                uses=1,
-                max_uses=use.max_uses,
-                first_used_at=now,
-                last_used_at=now,
+async def _read_facts(conn: AsyncConnection, batch: Sequence[_Pending]) -> _Facts:
+    """Active callers, revoked orders and use counts the batch names, in one statement."""
+    callers = {p.entry.caller_id for p in batch if p.entry.caller_id is not None}
+    orders = {p.entry.order for p in batch if p.entry.order is not None}
+    used = {(p.entry.use.iss, p.entry.use.jti) for p in batch if p.entry.use is not None}
+    parts = []
+    if callers:
+        parts.append(
+            select(literal("c").label("k"), CLIENTS.c.id.label("n"), _null(), _null()).where(
+                and_(CLIENTS.c.id.in_(callers), CLIENTS.c.revoked_at.is_(None))
             )
         )
-        pending.uses = 1
-    elif int(row.uses) < use.max_uses:
-        await conn.execute(update(USES).where(key).values(uses=USES.c.uses + 1, last_used_at=now))
-        pending.uses = int(row.uses) + 1
-    else:
-        pending.uses = int(row.uses)
-        pending.refused.append(Reason.ORDER_EXHAUSTED)
+    if orders:
+        key = tuple_(REVOCATIONS.c.iss, REVOCATIONS.c.jti)
+        parts.append(
+            select(literal("r"), _null_int(), REVOCATIONS.c.iss, REVOCATIONS.c.jti).where(
+                key.in_(sorted(orders))
+            )
+        )
+    if used:
+        key = tuple_(USES.c.iss, USES.c.jti)
+        parts.append(
+            select(literal("u"), USES.c.uses, USES.c.iss, USES.c.jti).where(key.in_(sorted(used)))
+        )
+    facts = _Facts(active=set(), revoked=set(), uses=dict.fromkeys(used))
+    if not parts:
+        return facts
+    rows = await conn.execute(parts[0] if len(parts) == 1 else union_all(*parts))
+    for kind, number, iss, jti in rows:
+        if kind == "c":
+            facts.active.add(int(number))
+        elif kind == "r":
+            facts.revoked.add((str(iss), str(jti)))
+        else:
+            facts.uses[(str(iss), str(jti))] = int(number)
+            facts.existed.add((str(iss), str(jti)))
+    return facts
+
+
+def _null() -> Any:
+    return null().cast(String)
+
+
+def _null_int() -> Any:
+    return null().cast(Integer)
 
 
 def _final_body(pending: _Pending, seq: int, now: dt.datetime) -> dict[str, Any]:

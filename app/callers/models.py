@@ -17,6 +17,10 @@ class Role(StrEnum):
     REQUESTER = "requester"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    #: The library's notification system: fetches patron notices when they may be given.
+    NOTIFIER = "notifier"
+    #: The records store's purge jobs: read legal holds so that held records are kept.
+    RECORDS_ADMIN = "records_admin"
 
 
 class Client(SQLModel, table=True):

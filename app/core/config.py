@@ -6,6 +6,7 @@ Bulwark before it answers a single request (fail closed).
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,9 @@ BUNDLED_DEMO_MAPPING = BUNDLED_DEMO_DIR / "mapping.toml"
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
+
+#: An exact web origin: scheme, host and optional port; nothing else.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
 
 #: Values that must never be used as secrets (copied from examples or left as placeholders).
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "test", "example"})
@@ -83,9 +87,42 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(
         default=False, description="Upgrade the state schema at start (demo and tests only)."
     )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=1,
+        le=1_000_000,
+        description="Requests per caller per minute on /v1, across all replicas. There is no "
+        "off switch: a gatekeeper always limits (docs/security.md).",
+    )
+    rate_limit_backend: Literal["database", "redis"] = Field(
+        default="database",
+        description="Where the shared counters live: the state database, or Redis "
+        "(BULWARK_REDIS_URL).",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None, description="Redis for the rate limiter, e.g. redis://127.0.0.1:6379/0."
+    )
+    redis_prefix: str = Field(
+        default="bulwark:rl",
+        min_length=1,
+        max_length=64,
+        description="Key prefix in Redis, so that deployments may share one server.",
+    )
+    cors_origins: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        description="Browser origins allowed to call Bulwark (comma-separated). Empty: none.",
+    )
     environment: Literal["production", "development", "test"] = "production"
+    metrics: Literal["off", "open", "key"] = Field(
+        default="off",
+        description="GET /metrics: `off` (not served), `open` (for a private port that only "
+        "the scraper reaches) or `key` (needs `Authorization: Bearer <BULWARK_METRICS_KEY>`).",
+    )
+    metrics_key: SecretStr | None = Field(
+        default=None, description="The scraper's bearer token when BULWARK_METRICS=key."
+    )
 
-    @field_validator("jurisdictions", "allowed_algorithms", mode="before")
+    @field_validator("jurisdictions", "allowed_algorithms", "cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -118,6 +155,24 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, value: frozenset[str]) -> frozenset[str]:
+        # A wildcard would let any web page drive a caller's browser against Bulwark.
+        bad = sorted(o for o in value if not _ORIGIN.fullmatch(o))
+        if bad:
+            raise ValueError(
+                "BULWARK_CORS_ORIGINS must list exact origins like https://ils.example.org "
+                f"(no wildcard, path or trailing slash); refused: {', '.join(bad)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> Settings:
+        if self.rate_limit_backend == "redis" and self.redis_url is None:
+            raise ValueError("BULWARK_RATE_LIMIT_BACKEND=redis needs BULWARK_REDIS_URL")
+        return self
+
     @model_validator(mode="after")
     def _no_plain_http_records_in_production(self) -> Settings:
         url = self.records_url
@@ -129,6 +184,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "BULWARK_RECORDS_URL uses plain http:// to a remote host; patron records must "
                 "travel over https:// (plain http is accepted only to loopback addresses)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_key_when_needed(self) -> Settings:
+        key = self.metrics_key.get_secret_value() if self.metrics_key else ""
+        if self.metrics == "key" and (key.lower() in PLACEHOLDER_SECRETS or len(key) < 32):
+            raise ValueError(
+                "BULWARK_METRICS=key needs BULWARK_METRICS_KEY: at least 32 characters of real "
+                "randomness (for example `openssl rand -base64 32`)"
             )
         return self
 

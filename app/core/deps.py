@@ -14,7 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.callers.models import Role
 from app.callers.service import Caller
-from app.core.problems import AuthError, ForbiddenError
+from app.core.problems import AuthError, BulwarkError, ForbiddenError, StateUnavailable
+from app.ratelimit import limiter_of
 from app.runtime import Runtime
 
 bearer_scheme = HTTPBearer(
@@ -38,10 +39,22 @@ async def authenticate(request: Request, runtime: RuntimeDep, credentials: Crede
     """Every ``/v1`` request: a known, active API key, or 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthError()
-    caller = await runtime.callers.authenticate(credentials.credentials, live=False)
+    caller = await _lookup(runtime, credentials.credentials, live=False)
     request.state.caller = caller
     request.state.caller_key = credentials.credentials
+    # Counted after authentication (per caller, shared by replicas): 429 or 503 raise here.
+    await limiter_of(runtime).hit(caller)
     return caller
+
+
+async def _lookup(runtime: Runtime, key: str, *, live: bool) -> Caller:
+    """The caller of ``key``; 503 state.unavailable (not a 500) when the state database fails."""
+    try:
+        return await runtime.callers.authenticate(key, live=live)
+    except BulwarkError:
+        raise
+    except Exception:
+        raise StateUnavailable() from None
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]
@@ -58,7 +71,7 @@ def require_roles(*roles: Role, live: bool = True) -> Callable[..., Awaitable[Ca
 
     async def dependency(request: Request, runtime: RuntimeDep, caller: CallerDep) -> Caller:
         if live:
-            caller = await runtime.callers.authenticate(request.state.caller_key, live=True)
+            caller = await _lookup(runtime, request.state.caller_key, live=True)
         if caller.role not in allowed:
             raise ForbiddenError()
         return caller
@@ -72,3 +85,5 @@ Evaluator = Annotated[
 ]
 Auditor = Annotated[Caller, Depends(require_roles(Role.AUDITOR, Role.ADMIN))]
 Admin = Annotated[Caller, Depends(require_roles(Role.ADMIN))]
+Notifier = Annotated[Caller, Depends(require_roles(Role.NOTIFIER))]
+HoldReader = Annotated[Caller, Depends(require_roles(Role.AUDITOR, Role.ADMIN, Role.RECORDS_ADMIN))]

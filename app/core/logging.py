@@ -31,6 +31,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: Libraries whose own lines can carry request data: httpx logs every request's URL at INFO
+#: (an HTTP records store's URL holds the patron id), SQLAlchemy logs statements with their
+#: parameters at INFO and DEBUG. They speak at WARNING and above only, whatever the level.
+QUIET_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "asyncmy",
+    "redis",
+    "hpack",
+    "urllib3",
+)
+
+
+def quiet_libraries() -> None:
+    """Hold the libraries in :data:`QUIET_LIBRARIES` at WARNING."""
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send Bulwark's and uvicorn's logs to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -38,6 +60,7 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet_libraries()
     # uvicorn's own access log would print raw paths; Bulwark writes its own.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.problems import PROBLEM_CONTENT_TYPE, RequestTooLarge
 
 access_log = logging.getLogger("bulwark.access")
+
+#: Called once per answered request with (scope, status, seconds): the metrics hook.
+RequestObserver = Callable[[Scope, int, float], None]
 
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
@@ -37,6 +41,18 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's template with its router prefixes (``/v1/disclosures``).
+
+    Never the concrete path, which may carry an identifier. FastAPI keeps the included
+    router's own route (without the ``/v1`` prefix) in ``scope["route"]`` and the full
+    template in its effective route context, so that is read first.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "<unmatched>"
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -51,9 +67,12 @@ class _TooLarge(Exception):
 class RequestContextMiddleware:
     """Request id, security headers, body limit and one access-log line per request."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, observe: RequestObserver | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,6 +114,8 @@ class RequestContextMiddleware:
             flags["too_large"] = False
             await self._reject(send_wrapper, request_id)
         self._log(scope, status_holder["status"], started, request_id)
+        if self.observe is not None:
+            self.observe(scope, status_holder["status"], time.perf_counter() - started)
 
     def _limited(self, receive: Receive, flags: dict[str, bool]) -> Receive:
         seen = 0
@@ -133,14 +154,12 @@ class RequestContextMiddleware:
             return
         state = scope.get("state", {})
         caller = state.get("caller")
-        route = scope.get("route")
         access_log.info(
             "request",
             extra={
                 "request_id": request_id,
                 "method": scope.get("method"),
-                # The route template, never the concrete path: a path may carry an id.
-                "route": getattr(route, "path", "<unmatched>"),
+                "route": route_template(scope),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "caller": getattr(caller, "name", None),

@@ -182,6 +182,10 @@ def _http_error(exc: StarletteHTTPException) -> BulwarkError:
         413: Reason.REQUEST_TOO_LARGE,
         429: Reason.REQUEST_RATE_LIMITED,
     }
+    if exc.status_code == 400:
+        # The framework's "could not parse the body" (e.g. JSON nested past the parser's
+        # depth): a validation failure like any other, with the contract's one status.
+        return RequestInvalid("The request body could not be parsed as JSON.")
     reason = mapping.get(exc.status_code, Reason.REQUEST_INVALID)
     headers = dict(exc.headers or {})
     error = BulwarkError(reason, status=exc.status_code, headers=headers)
@@ -245,6 +249,25 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "model": Problem,
             "description": descriptions.get(s, "Problem"),
             "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            **({"headers": _PROBLEM_HEADERS[s]} if s in _PROBLEM_HEADERS else {}),
         }
         for s in statuses
     }
+
+
+#: Headers that come with some problems, declared so that clients (and the fuzzer) know them.
+_PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The scheme to authenticate with.",
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds until the caller's window resets.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}

@@ -42,6 +42,8 @@ class Reason(StrEnum):
     SCOPE_PATRON = "scope.patron"
     SCOPE_CATEGORY = "scope.category"
     SCOPE_PERIOD = "scope.period"
+    APPROVAL_MISSING = "approval.missing"
+    APPROVAL_INVALID = "approval.invalid"
     STORE_UNAVAILABLE = "store.unavailable"
     AUDIT_UNAVAILABLE = "audit.unavailable"
     STATE_UNAVAILABLE = "state.unavailable"
@@ -93,6 +95,12 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.SCOPE_PATRON: ReasonInfo(403, "The patron is not named in the court order."),
     Reason.SCOPE_CATEGORY: ReasonInfo(403, "A requested category is not in the court order."),
     Reason.SCOPE_PERIOD: ReasonInfo(403, "The requested period is not inside the order's."),
+    Reason.APPROVAL_MISSING: ReasonInfo(
+        403, "The policy requires counsel's approval of this disclosure; none was given."
+    ),
+    Reason.APPROVAL_INVALID: ReasonInfo(
+        403, "Counsel's approval is invalid, untrusted, expired or for another order."
+    ),
     Reason.STORE_UNAVAILABLE: ReasonInfo(503, "The records store failed; nothing was released."),
     Reason.AUDIT_UNAVAILABLE: ReasonInfo(
         503, "The audit log could not be written; nothing was released."

@@ -4,7 +4,10 @@ from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
 from app.core.models import metadata
 from app.disclosures.models import Disclosure
+from app.holds.models import LegalHold
+from app.notices.models import Notice
 from app.orders.models import OrderUse, Revocation
+from app.ratelimit.models import RateLimitCounter
 
 target_metadata = metadata
 
@@ -13,7 +16,10 @@ __all__ = [
     "AuditHead",
     "Client",
     "Disclosure",
+    "LegalHold",
+    "Notice",
     "OrderUse",
+    "RateLimitCounter",
     "Revocation",
     "target_metadata",
 ]

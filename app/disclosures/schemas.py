@@ -43,6 +43,11 @@ class DisclosureRequest(BaseModel):
     court_order: TokenStr | None = Field(
         default=None, description="The court order as a compact JWS (typ court-order+jwt)."
     )
+    counsel_approval: TokenStr | None = Field(
+        default=None,
+        description="Counsel's approval of this court order as a compact JWS "
+        "(typ counsel-approval+jwt); required when the policy's [counsel] require_approval is on.",
+    )
     cursor: Annotated[str, StringConstraints(max_length=8192)] | None = Field(
         default=None,
         description="Continue a truncated disclosure under the same order use "
@@ -81,8 +86,59 @@ class AuditRef(BaseModel):
     hash: str
 
 
+EXAMPLE_POLICY = "801899d11b1d7cf97ef97a8d7f7463631ab3c389112fc9d195627e4838301723"
+EXAMPLE_AUDIT = {
+    "seq": 7,
+    "hash": "e7a6dd8fdc8aa1af133340d7da4023bb16909314fb8ac9f8130fe4b4054e6b0d",
+}
+EXAMPLE_DISCLOSURE: dict[str, Any] = {
+    "disclosure_id": "267ffc55-d6ca-4d91-ae38-8e41d8c47a6a",
+    "decision": {"effect": "permit", "reasons": [], "policy": EXAMPLE_POLICY},
+    "order": {
+        "iss": "https://courts.example/demo-county",
+        "jti": "demo-20261128T214235-permit",
+        "case": "DEMO-2026-CR-0001",
+        "uses_left": 2,
+    },
+    "records": {
+        "circulation": [
+            {
+                "title": "The Quiet Orchard (fictional)",
+                "checkout_date": "2026-02-06T12:29:04",
+                "due_date": "2026-02-27",
+                "return_date": None,
+                "branch": "Hilltop (fictional)",
+            }
+        ]
+    },
+    "truncated": False,
+    "cursor": None,
+    "audit": EXAMPLE_AUDIT,
+}
+EXAMPLE_EVALUATION: dict[str, Any] = {
+    "decision": {
+        "effect": "deny",
+        "reasons": [
+            {"code": "scope.patron", "message": "The patron is not named in the court order."}
+        ],
+        "policy": EXAMPLE_POLICY,
+        "trace": [
+            {
+                "rule": "scope.patron",
+                "outcome": "fail",
+                "reasons": ["scope.patron"],
+                "compared": {"patron_in_order": False, "patrons_named": 1},
+            }
+        ],
+    },
+    "audit": EXAMPLE_AUDIT,
+}
+
+
 class DisclosureResponse(BaseModel):
     """A permitted disclosure: only disclosable fields, only dates inside both periods."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_DISCLOSURE]})
 
     disclosure_id: str
     decision: DecisionOut
@@ -95,6 +151,8 @@ class DisclosureResponse(BaseModel):
 
 class EvaluationResponse(BaseModel):
     """A dry run's answer: the decision with its trace; no record, no use consumed."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_EVALUATION]})
 
     decision: DecisionOut
     audit: AuditRef

@@ -30,6 +30,9 @@ from app.core.problems import (
 from app.core.reasons import Reason, message_of
 from app.disclosures.cursor import CursorState
 from app.disclosures.schemas import DisclosureRequest
+from app.holds.service import Apply, combine, hold_apply
+from app.notices.service import notice_apply
+from app.orders.approvals import ApprovalCheck
 from app.orders.checks import OrderCheck
 from app.orders.models import Category, OrderClaims, OrderUse, Revocation
 from app.policy.decision import AccessRequest, Decision, Effect, Obligations, OrderState, Period
@@ -54,9 +57,21 @@ class Evaluated:
 
 
 async def evaluate_request(
-    runtime: Runtime, body: DisclosureRequest, *, now: dt.datetime, continuation: bool = False
+    runtime: Runtime,
+    body: DisclosureRequest,
+    *,
+    now: dt.datetime,
+    continuation: bool = False,
+    optimistic: bool = False,
 ) -> Evaluated:
-    """Verify the order, read its state, and evaluate the policy. No record is touched."""
+    """Verify the order, read its state, and evaluate the policy. No record is touched.
+
+    ``optimistic`` (a first page of a disclosure) evaluates before reading the order's state,
+    and reads it only when the answer is a deny: a permit's revocation and uses are checked,
+    and its use consumed, under the audit writer's lock (:mod:`app.audit.writer`), which is
+    the check that decides. A permit thus costs no state read, and a deny still lists every
+    reason, revoked and exhausted included.
+    """
     _check_categories(runtime, body.categories)
     access = AccessRequest(
         purpose=body.purpose,
@@ -66,18 +81,51 @@ async def evaluate_request(
         has_order=body.court_order is not None,
     )
     check = runtime.verifier.verify(body.court_order, now) if body.court_order else None
-    state = await _order_state(runtime, check.claims if check else None)
-    decision = evaluate(
+    claims = check.claims if check else None
+    approval = _approval(runtime, body, now)
+    pseudonym = runtime.pseudonymize(body.patron_id)
+    if optimistic and not continuation:
+        decision = _decide(runtime, access, check, OrderState(), now, approval)
+        if decision.permitted or claims is None:  # without claims there is no state to read
+            return Evaluated(access, check, decision, pseudonym, 0)
+    state = await _order_state(runtime, claims)
+    # A continuation rides on the use its first page consumed.
+    known = OrderState(revoked=state.revoked, uses=0) if continuation else state
+    decision = _decide(runtime, access, check, known, now, approval)
+    return Evaluated(access, check, decision, pseudonym, state.uses)
+
+
+def _decide(
+    runtime: Runtime,
+    access: AccessRequest,
+    check: OrderCheck | None,
+    state: OrderState,
+    now: dt.datetime,
+    approval: ApprovalCheck | None,
+) -> Decision:
+    return evaluate(
         access,
         check,
-        # A continuation rides on the use its first page consumed.
-        OrderState(revoked=state.revoked, uses=0) if continuation else state,
+        state,
         runtime.policy,
         jurisdictions=runtime.settings.jurisdictions,
         mapping_fields=runtime.store.fields(),
         now=now,
+        approval=approval,
     )
-    return Evaluated(access, check, decision, runtime.pseudonymize(body.patron_id), state.uses)
+
+
+def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> ApprovalCheck | None:
+    # Verified only where the policy asks for it; the engine decides what a result means.
+    if body.counsel_approval is None or not runtime.policy.policy.counsel.require_approval:
+        return None
+    return runtime.approvals.verify(body.counsel_approval, now)
+
+
+def _hold(runtime: Runtime, ev: Evaluated) -> Apply | None:
+    """The legal hold that an evaluated order places, written with the event that records it."""
+    claims = ev.check.claims if ev.check else None
+    return hold_apply(claims, runtime.policy.policy.legal_holds.margin_days)
 
 
 def _check_categories(runtime: Runtime, categories: list[Category]) -> None:
@@ -105,6 +153,10 @@ async def _order_state(runtime: Runtime, claims: OrderClaims | None) -> OrderSta
     )
     try:
         async with runtime.state.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # One statement needs no transaction: asyncpg would otherwise wrap it in
+                # BEGIN ... ROLLBACK, two more round trips on every decision.
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             row = (await conn.execute(select(uses.label("uses"), revoked.label("rev")))).one()
     except Exception:
         raise BulwarkError(Reason.STATE_UNAVAILABLE) from None
@@ -180,6 +232,7 @@ async def dry_run(
         effect=ev.decision.effect.value,
         body=event_body(caller, request_id, ev, _codes(ev.decision.reasons)),
         caller_id=caller.id,
+        apply=_hold(runtime, ev),
     )
     appended = await runtime.audit.append(entry)
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
@@ -192,25 +245,34 @@ async def disclose(
 ) -> dict[str, Any]:
     """``POST /v1/disclosures``: the whole path; returns the response body."""
     cursor = runtime.cursors.load(body.cursor) if body.cursor else None
-    ev = await evaluate_request(runtime, body, now=utcnow(), continuation=cursor is not None)
+    ev = await evaluate_request(
+        runtime, body, now=utcnow(), continuation=cursor is not None, optimistic=True
+    )
     if cursor is not None:
         _check_cursor(cursor, ev, body)
     base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))
     if not ev.decision.permitted:
-        await _record_refusal(runtime, caller, base, ev.decision.reasons)
+        await _record_refusal(runtime, caller, base, ev.decision.reasons, apply=_hold(runtime, ev))
     obligations = ev.decision.obligations
     claims = ev.check.claims if ev.check else None
     if obligations is None or claims is None:  # a permit always has both; fail closed if not
         raise BulwarkError(Reason.INTERNAL)
-    pages = await _read_store(runtime, caller, base, obligations, cursor)
+    pages = await _read_store(runtime, caller, base, obligations, cursor, apply=_hold(runtime, ev))
     return await _release(runtime, caller, ev, claims, base, pages, cursor)
 
 
 async def _record_refusal(
-    runtime: Runtime, caller: Caller, base: dict[str, Any], reasons: tuple[Reason, ...]
+    runtime: Runtime,
+    caller: Caller,
+    base: dict[str, Any],
+    reasons: tuple[Reason, ...],
+    *,
+    apply: Apply | None = None,
 ) -> None:
     appended = await runtime.audit.append(
-        Entry(kind="disclosure", effect=Effect.DENY.value, body=base, caller_id=caller.id)
+        Entry(
+            kind="disclosure", effect=Effect.DENY.value, body=base, caller_id=caller.id, apply=apply
+        )
     )
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
         raise AuthError()
@@ -223,6 +285,8 @@ async def _read_store(
     base: dict[str, Any],
     obligations: Obligations,
     cursor: CursorState | None,
+    *,
+    apply: Apply | None = None,
 ) -> dict[Category, Page]:
     """Every permitted category, concurrently; one failure and nothing is released."""
     limit = runtime.settings.max_records_per_response
@@ -249,6 +313,7 @@ async def _read_store(
                 effect="error",
                 body={**base, "reasons": [Reason.STORE_UNAVAILABLE.value]},
                 caller_id=caller.id,
+                apply=apply,
             )
         )
         raise StoreUnavailable(detail, audit_seq=appended.seq) from None
@@ -296,6 +361,20 @@ async def _release(
             "period_to": obligations.period.end.isoformat(),
             "record_count": sum(len(v) for v in records.values()),
         },
+        # The hold, and (on a first page) the patron's notice, stand or fall with the permit.
+        apply=combine(
+            _hold(runtime, ev),
+            None
+            if cursor
+            else notice_apply(
+                disclosure_id=disclosure_id,
+                patron_id=ev.access.patron_id,
+                claims=claims,
+                categories=list(records),
+                period=obligations.period,
+                now=utcnow(),
+            ),
+        ),
     )
     appended = await runtime.audit.append(entry)
     if appended.refused:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from app.core import migrations
 from app.core.deps import RuntimeDep
@@ -17,10 +17,29 @@ router = APIRouter(tags=["health"])
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: str
 
 
 class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {
+                        "state": {"ok": True, "revision": "0003"},
+                        "trust_store": {"ok": True, "issuers": 1, "keys": 1},
+                        "policy": {"ok": True, "sha256": "801899d11b1d7cf9…"},
+                        "store": {"ok": True, "categories": ["circulation", "holds"]},
+                        "audit": {"ok": True},
+                    },
+                }
+            ]
+        }
+    )
+
     status: str
     checks: dict[str, Any]
 

@@ -161,31 +161,38 @@ class OrderVerifier:
         except ValidationError:
             claims = None
             failures.append(Reason.ORDER_CLAIMS_INVALID)
-        for reason in self._registered_claim_failures(payload, now):
+        found = registered_claim_failures(
+            payload, now, audience=self._audience, skew=self._skew, max_lifetime=self._max_lifetime
+        )
+        for reason in found:
             _add(failures, reason)
         return claims
 
-    def _registered_claim_failures(self, payload: Mapping[str, Any], now: float) -> list[Reason]:
-        """``aud``, ``exp``, ``nbf``, ``iat`` checked one by one, each where it is readable.
 
-        Independent of the typed model, so that a token both expired and misaddressed and
-        missing a claim is reported as all three.
-        """
-        found: list[Reason] = []
-        aud = payload.get("aud")
-        if _readable_audience(aud) and not _names_audience(aud, self._audience):
-            found.append(Reason.ORDER_AUDIENCE)
-        exp, iat, nbf = (_numeric_date(payload.get(name)) for name in ("exp", "iat", "nbf"))
-        if exp is not None and now > exp + self._skew:
-            found.append(Reason.ORDER_EXPIRED)
-        if any(t is not None and t > now + self._skew for t in (nbf, iat)):
-            found.append(Reason.ORDER_NOT_YET_VALID)
-        if exp is not None and iat is not None:
-            if exp - iat > self._max_lifetime:
-                found.append(Reason.ORDER_LIFETIME_EXCEEDED)
-            if exp < iat:  # an order that expires before it was issued is not a shape we accept
-                found.append(Reason.ORDER_CLAIMS_INVALID)
-        return found
+def registered_claim_failures(
+    payload: Mapping[str, Any], now: float, *, audience: str, skew: int, max_lifetime: int
+) -> list[Reason]:
+    """``aud``, ``exp``, ``nbf``, ``iat`` checked one by one, each where it is readable.
+
+    Independent of the typed model, so that a token both expired and misaddressed and
+    missing a claim is reported as all three. ``max_lifetime`` is in seconds. Shared by the
+    court-order verifier and the counsel-approval verifier (:mod:`app.orders.approvals`).
+    """
+    found: list[Reason] = []
+    aud = payload.get("aud")
+    if _readable_audience(aud) and not _names_audience(aud, audience):
+        found.append(Reason.ORDER_AUDIENCE)
+    exp, iat, nbf = (_numeric_date(payload.get(name)) for name in ("exp", "iat", "nbf"))
+    if exp is not None and now > exp + skew:
+        found.append(Reason.ORDER_EXPIRED)
+    if any(t is not None and t > now + skew for t in (nbf, iat)):
+        found.append(Reason.ORDER_NOT_YET_VALID)
+    if exp is not None and iat is not None:
+        if exp - iat > max_lifetime:
+            found.append(Reason.ORDER_LIFETIME_EXCEEDED)
+        if exp < iat:  # a token that expires before it was issued is not a shape we accept
+            found.append(Reason.ORDER_CLAIMS_INVALID)
+    return found
 
 
 def _parse_compact(token: object, max_bytes: int) -> _Parsed | None:
@@ -208,9 +215,11 @@ def _parse_compact(token: object, max_bytes: int) -> _Parsed | None:
     return _Parsed(header=header, payload=payload)
 
 
-def _header_failures(header: Mapping[str, Any], allowed: frozenset[str]) -> list[Reason]:
+def _header_failures(
+    header: Mapping[str, Any], allowed: frozenset[str], typ: str = ORDER_TYP
+) -> list[Reason]:
     failures: list[Reason] = []
-    if header.get("typ") != ORDER_TYP:
+    if header.get("typ") != typ:
         failures.append(Reason.ORDER_WRONG_TYPE)
     if "crit" in header:
         # RFC 7515 section 4.1.11: extensions we do not implement must not be ignored.
@@ -269,7 +278,11 @@ def _unverified(parsed: _Parsed) -> dict[str, Any]:
         for name in names:
             value = source.get(name)
             if isinstance(value, str):
-                found[name] = value[:MAX_UNVERIFIED_CHARS]
+                # A JSON escape can smuggle in a lone surrogate, which no UTF-8 encoder takes:
+                # replaced, so that the audit event of the refusal can be written at all.
+                found[name] = (
+                    value[:MAX_UNVERIFIED_CHARS].encode("utf-8", "replace").decode("utf-8")
+                )
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 found[name] = str(value)[:MAX_UNVERIFIED_CHARS]
     return found

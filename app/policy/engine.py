@@ -20,8 +20,14 @@ order.uses          order.exhausted: ``max_uses`` reached
 scope.patron        scope.patron: the patron is not named in the order
 scope.category      scope.category: a requested category is not in the order
 scope.period        scope.period: the requested period is not inside the order's
+counsel.approval    approval.missing / approval.invalid: the policy requires counsel's approval
+                    and none came, or it is not a good one for this very order
 scope.fields        scope.category: a requested category would release no field at all
 ==================  ===========================================================================
+
+``counsel.approval`` is skipped when the policy does not require approval. The approval token
+is verified before evaluation (:class:`app.orders.approvals.ApprovalVerifier`) and passed in
+as data; matching it to the order's ``iss`` and ``jti`` is done here.
 
 Nothing about the patron but the identifier is an input, and the identifier is only compared
 for equality: nationality, residency, age and the like cannot influence a decision.
@@ -35,6 +41,7 @@ from types import MappingProxyType
 from typing import Any
 
 from app.core.reasons import Reason, message_of
+from app.orders.approvals import ApprovalCheck
 from app.orders.checks import OrderCheck
 from app.orders.models import Category, OrderClaims
 from app.policy.decision import (
@@ -60,6 +67,7 @@ CLAIM_RULES = (
     "scope.patron",
     "scope.category",
     "scope.period",
+    "counsel.approval",
 )
 _SKIPPED_CLAIM_RULES = tuple(
     RuleTrace(rule, "skipped", (), MappingProxyType({"skipped_because": "no order claims"}))
@@ -76,6 +84,7 @@ def evaluate(
     jurisdictions: frozenset[str],
     mapping_fields: FieldMap,
     now: dt.datetime,
+    approval: ApprovalCheck | None = None,
 ) -> Decision:
     """Decide ``request`` under ``policy``; deny unless every rule passes.
 
@@ -84,6 +93,7 @@ def evaluate(
     ``mapping_fields`` are, per mapped category, the fields the records mapping may release.
     ``now`` is taken so that callers pass the decision's instant explicitly; the time-bound
     checks (expiry, not-before, lifetime) are the verifier's, which received the same instant.
+    ``approval`` is the counsel approval's verification (None when none came).
     """
     del now  # no rule of this engine depends on the time; see the docstring
     categories = tuple(dict.fromkeys(request.categories))
@@ -97,6 +107,7 @@ def evaluate(
         claim_rules = (
             *_order_rules(claims, policy, courts, jurisdictions, state),
             *_scope_rules(request, categories, claims),
+            _counsel(policy, approval, claims),
         )
     trace = (
         _purpose(request, policy),
@@ -244,6 +255,26 @@ def _scope_rules(
             requested=requested.as_json(),
             order=allowed.as_json(),
         ),
+    )
+
+
+def _counsel(
+    policy: LoadedPolicy, approval: ApprovalCheck | None, claims: OrderClaims
+) -> RuleTrace:
+    if not policy.policy.counsel.require_approval:
+        return _skipped("counsel.approval", "not required by the policy")
+    if approval is None:
+        return _rule("counsel.approval", Reason.APPROVAL_MISSING, present=False)
+    # An approval is for one order only: the same counsel's approval of another order (or of
+    # another court's order with the same jti) does not carry over.
+    matches = approval.order == (claims.iss, claims.jti)
+    ok = approval.verified and matches
+    return _rule(
+        "counsel.approval",
+        None if ok else Reason.APPROVAL_INVALID,
+        present=True,
+        failures=list(approval.failures),
+        names_this_order=matches,
     )
 
 

@@ -428,6 +428,7 @@ def test_no_patron_attribute_is_an_input() -> None:
         "jurisdictions",
         "mapping_fields",
         "now",
+        "approval",  # counsel's sign-off of the order: about the order, not the patron
     ]
 
 

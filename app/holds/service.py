@@ -1,0 +1,162 @@
+"""Placing and listing legal holds.
+
+Every order Bulwark evaluates or honours (one whose signature and claims verified) puts each
+patron it names on hold, for the order's categories and period, until the order's expiry plus
+the policy's ``[legal_holds] margin_days``. The hold is written by the audit writer in the
+transaction of the event that records the evaluation (:attr:`app.audit.writer.Entry.apply`), so
+there is never an evaluated order without its hold, nor a hold without its event.
+
+Orders that failed verification place no hold: their claims are the presenter's word, and a
+forged token must not be able to freeze a patron's records or fill this table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.holds.models import LegalHold
+from app.orders.models import OrderClaims
+
+HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
+
+#: A write made in the audit transaction (the type of ``Entry.apply``).
+Apply = Callable[[AsyncConnection], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldSpec:
+    """What one order puts on hold."""
+
+    iss: str
+    jti: str
+    patrons: tuple[str, ...]
+    categories: tuple[str, ...]
+    period_from: dt.date
+    period_to: dt.date
+    held_until: dt.datetime
+
+
+def hold_for(claims: OrderClaims, margin_days: int) -> HoldSpec:
+    """The hold an order's claims call for: its scope, until ``exp`` plus the margin."""
+    expires = dt.datetime.fromtimestamp(claims.exp, dt.UTC)
+    return HoldSpec(
+        iss=claims.iss,
+        jti=claims.jti,
+        patrons=tuple(dict.fromkeys(claims.scope.patrons)),
+        categories=tuple(c.value for c in claims.scope.categories),
+        period_from=claims.scope.from_,
+        period_to=claims.scope.to,
+        held_until=expires + dt.timedelta(days=margin_days),
+    )
+
+
+def hold_apply(claims: OrderClaims | None, margin_days: int) -> Apply | None:
+    """The audit-transaction write that places ``claims``' hold; None without verified claims."""
+    if claims is None:
+        return None
+    spec = hold_for(claims, margin_days)
+
+    async def apply(conn: AsyncConnection) -> None:
+        await place_hold(conn, spec)
+
+    return apply
+
+
+async def place_hold(conn: AsyncConnection, spec: HoldSpec) -> None:
+    """Hold each patron of the order: one upsert, so a hold costs one statement per event.
+
+    A patron already held under this order keeps the later of the two ends (a policy whose
+    margin grew since the first evaluation extends it; one that shrank never cuts it short).
+    """
+    if not spec.patrons:
+        return
+    now = dt.datetime.now(dt.UTC)
+    categories = json.dumps(list(spec.categories))
+    rows = [
+        {
+            "iss": spec.iss,
+            "jti": spec.jti,
+            "patron_id": patron,
+            "categories": categories,
+            "period_from": spec.period_from,
+            "period_to": spec.period_to,
+            "held_until": spec.held_until,
+            "created_at": now,
+        }
+        for patron in spec.patrons
+    ]
+    await conn.execute(_upsert(conn.dialect.name, rows))
+
+
+def _upsert(dialect: str, rows: list[dict[str, Any]]) -> Any:
+    # create_engine accepts SQLite, PostgreSQL and MySQL/MariaDB only (app.core.database).
+    if dialect == "mysql":
+        mine = mysql.insert(HOLDS).values(rows)
+        later = func.greatest(HOLDS.c.held_until, mine.inserted.held_until)
+        return mine.on_duplicate_key_update(held_until=later)
+    module = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(HOLDS).values(rows)
+    # SQLite's two-argument max() is its scalar greatest.
+    greatest = func.greatest if dialect == "postgresql" else func.max
+    return stmt.on_conflict_do_update(
+        index_elements=["iss", "jti", "patron_id"],
+        set_={"held_until": greatest(HOLDS.c.held_until, stmt.excluded.held_until)},
+    )
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+async def list_holds(
+    engine: AsyncEngine,
+    *,
+    now: dt.datetime,
+    after: int = 0,
+    limit: int = 500,
+    patron_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Holds in force at ``now`` (``held_until`` after it), in id order, after id ``after``."""
+    cond = [HOLDS.c.id > after, HOLDS.c.held_until > now]
+    if patron_id is not None:
+        cond.append(HOLDS.c.patron_id == patron_id)
+    query = select(HOLDS).where(and_(*cond)).order_by(HOLDS.c.id).limit(limit)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [_hold_json(row) for row in rows]
+
+
+def _hold_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": int(row.id),
+        "patron_id": row.patron_id,
+        "categories": json.loads(row.categories),
+        "from": row.period_from.isoformat(),
+        "to": row.period_to.isoformat(),
+        "held_until": _as_utc(row.held_until).isoformat(),
+        "order": {"iss": row.iss, "jti": row.jti},
+        "created_at": _as_utc(row.created_at).isoformat(),
+    }
+
+
+def combine(*applies: Apply | None) -> Apply | None:
+    """One audit-transaction write that runs each given write in turn (None when none)."""
+    steps = [a for a in applies if a is not None]
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+
+    async def apply(conn: AsyncConnection) -> None:
+        for step in steps:
+            await step(conn)
+
+    return apply

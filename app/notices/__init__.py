@@ -1,0 +1,1 @@
+"""Patron notices: telling a patron, when the law allows, that their records were disclosed."""

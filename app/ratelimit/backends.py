@@ -1,0 +1,117 @@
+"""Where the rate limiter's counters live: Redis, or the state database.
+
+Both are fixed-window counters keyed by bucket and minute, and both cost one round trip per
+request: a Redis pipeline (``INCR`` + ``EXPIRE``), or one upsert statement. Every replica
+pointed at the same Redis or state database shares the same counts.
+
+The database backend shares the state database's engine (nothing of its own to open or
+close) and commits like every other state write. Its one row per caller is overwritten each
+minute, so the table stays as small as the callers table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy import case
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.ratelimit.models import RateLimitCounter
+
+LIMITS = RateLimitCounter.__table__  # type: ignore[attr-defined]
+
+#: Seconds a Redis key outlives its minute, so a slow clock on one replica still finds it.
+REDIS_KEY_TTL = 120
+
+
+class Counter(Protocol):
+    """A shared fixed-window counter."""
+
+    async def hit(self, bucket: str, window: int) -> int:
+        """Count one request for ``bucket`` in minute ``window``; return the minute's total."""
+        ...
+
+    async def check(self) -> None:
+        """Raise when the backend cannot be reached."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class RedisCounter:
+    """Counters in Redis: ``<prefix>:<bucket>:<window>``, expiring after two minutes."""
+
+    def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
+        self._prefix = prefix
+        # One immediate retry: a pooled connection may have gone stale across a Redis restart.
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+            max_connections=64,
+        )
+
+    async def hit(self, bucket: str, window: int) -> int:
+        """One pipeline: increment the minute's key and keep it alive past the minute."""
+        key = f"{self._prefix}:{bucket}:{window}"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, REDIS_KEY_TTL)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def check(self) -> None:
+        """PING."""
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        """Close the client and its pool."""
+        await self._redis.aclose()
+
+
+class DatabaseCounter:
+    """Counters in the state database's ``rate_limits`` table: one upsert per request."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._dialect = engine.dialect.name
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "the database rate-limit backend supports SQLite and PostgreSQL state "
+                "databases; set BULWARK_RATE_LIMIT_BACKEND=redis"
+            )
+        self._engine = engine
+
+    async def hit(self, bucket: str, window: int) -> int:
+        """``INSERT … ON CONFLICT DO UPDATE … RETURNING hits``: one statement, one row lock."""
+        async with self._engine.begin() as conn:
+            return int((await conn.execute(self._upsert(bucket, window))).scalar_one())
+
+    def _upsert(self, bucket: str, window: int) -> Any:
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        stmt = dialect.insert(LIMITS).values(bucket=bucket, window_start=window, hits=1)
+        newer = LIMITS.c.window_start < stmt.excluded.window_start
+        # A replica whose clock lags counts against the newer window instead of resetting it.
+        return stmt.on_conflict_do_update(
+            index_elements=[LIMITS.c.bucket],
+            set_={
+                "hits": case((newer, 1), else_=LIMITS.c.hits + 1),
+                "window_start": case(
+                    (newer, stmt.excluded.window_start), else_=LIMITS.c.window_start
+                ),
+            },
+        ).returning(LIMITS.c.hits)
+
+    async def check(self) -> None:
+        """A connection can be opened."""
+        async with self._engine.connect():
+            pass
+
+    async def close(self) -> None:
+        """Nothing to release: the engine belongs to the runtime."""

@@ -1,0 +1,101 @@
+"""The per-caller rate limit on ``/v1``.
+
+Every authenticated ``/v1`` request counts one hit against its caller in the current minute
+(a fixed window, shared by all replicas through the backend). Past
+``BULWARK_RATE_LIMIT_PER_MINUTE`` the request is answered 429 ``request.rate_limited`` with a
+``Retry-After`` of the seconds left in the minute; nothing else runs for it.
+
+Fail closed: when the backend cannot count (down, slow past :data:`HIT_TIMEOUT_SECONDS`), the
+request is answered 503 ``state.unavailable`` and nothing else runs. A limiter that let
+requests through whenever its store failed would be switched off by whoever can break it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.callers.service import Caller
+from app.core.config import Settings
+from app.core.problems import RateLimited, StateUnavailable
+from app.metrics import RATE_LIMITED
+from app.ratelimit.backends import Counter, DatabaseCounter, RedisCounter
+from app.runtime import Runtime
+
+logger = logging.getLogger("bulwark.ratelimit")
+
+WINDOW_SECONDS = 60
+#: Where a runtime keeps its limiter (``Runtime.extras``).
+EXTRA_KEY = "rate_limiter"
+#: Longest a request waits for its count before it is refused with 503.
+HIT_TIMEOUT_SECONDS = 3.0
+
+
+class RateLimiter:
+    """Counts each caller's requests per minute and refuses those over the limit."""
+
+    def __init__(
+        self,
+        counter: Counter,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = HIT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.counter = counter
+        self.per_minute = per_minute
+        self._clock = clock
+        self._timeout = timeout
+
+    async def hit(self, caller: Caller) -> None:
+        """Count one request of ``caller``; raise RateLimited or StateUnavailable to refuse."""
+        now = self._clock()
+        window = int(now // WINDOW_SECONDS)
+        try:
+            async with asyncio.timeout(self._timeout):
+                count = await self.counter.hit(f"caller:{caller.id}", window)
+        except Exception as exc:
+            logger.error("rate limiter unavailable", extra={"error_type": type(exc).__name__})
+            raise StateUnavailable(
+                "The rate limiter could not count this request; nothing was done."
+            ) from None
+        if count > self.per_minute:
+            RATE_LIMITED.inc()
+            raise RateLimited(max(1, math.ceil((window + 1) * WINDOW_SECONDS - now)))
+
+    async def check(self) -> None:
+        """Reach the backend once (at start); raise when it cannot be reached."""
+        async with asyncio.timeout(self._timeout):
+            await self.counter.check()
+
+    async def close(self) -> None:
+        """Release the backend's connections."""
+        await self.counter.close()
+
+
+def build_limiter(settings: Settings, state: AsyncEngine) -> RateLimiter:
+    """The configured limiter; no I/O (``check`` reaches the backend)."""
+    counter: Counter
+    if settings.rate_limit_backend == "redis":
+        assert settings.redis_url is not None  # the settings validator guarantees it
+        counter = RedisCounter(
+            settings.redis_url.get_secret_value(),
+            prefix=settings.redis_prefix,
+            timeout=HIT_TIMEOUT_SECONDS,
+        )
+    else:
+        counter = DatabaseCounter(state)
+    return RateLimiter(counter, settings.rate_limit_per_minute)
+
+
+def limiter_of(runtime: Runtime) -> RateLimiter:
+    """The runtime's limiter, built on first use (the lifespan builds and checks it at start)."""
+    limiter = runtime.extras.get(EXTRA_KEY)
+    if not isinstance(limiter, RateLimiter):
+        limiter = runtime.extras[EXTRA_KEY] = build_limiter(runtime.settings, runtime.state)
+    return limiter

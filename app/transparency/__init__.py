@@ -1,0 +1,1 @@
+"""The transparency report: what was asked for, under which instrument, and what left."""

@@ -1,0 +1,187 @@
+"""``GET /v1/transparency`` (JSON or CSV) and the public page ``GET /transparency``.
+
+Both live outside the authenticated ``/v1`` router, because the policy may publish them:
+with ``[transparency] public = true`` anyone may read them; otherwise the JSON report needs an
+auditor's or admin's key and the page does not exist (404), since a browser has no key to send.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.callers.models import Role
+from app.core.deps import Credentials, RuntimeDep, authenticate
+from app.core.problems import (
+    BulwarkError,
+    ForbiddenError,
+    RequestInvalid,
+    StateUnavailable,
+    problem_responses,
+)
+from app.core.reasons import Reason
+from app.runtime import Runtime
+from app.transparency import page, service
+
+api_router = APIRouter(prefix="/v1", tags=["transparency"])
+page_router = APIRouter(tags=["transparency"])
+
+READERS = frozenset({Role.AUDITOR, Role.ADMIN})
+CSV_TYPE = "text/csv"
+
+FromDate = Annotated[
+    dt.date | None,
+    Query(alias="from", description="First day (UTC), inclusive; default 1 January of `to`."),
+]
+ToDate = Annotated[dt.date | None, Query(description="Last day (UTC), inclusive; default today.")]
+
+
+Figure = int | str
+
+EXAMPLE_REPORT: dict[str, Any] = {
+    "from": "2026-01-01",
+    "to": "2026-06-30",
+    "generated_at": "2026-07-01T00:00:00+00:00",
+    "policy": "9f2c…",
+    "band_width": 250,
+    "instruments": [
+        {
+            "instrument": "court_order",
+            "banded": False,
+            "requests": 12,
+            "permitted": 8,
+            "refused": 3,
+            "failed": 1,
+            "refusals_by_reason": {"order.expired": 2, "scope.patron": 1},
+            "records_released": {"circulation": 40, "holds": 3},
+        },
+        {
+            "instrument": "national_security_letter",
+            "banded": True,
+            "requests": "0-249",
+            "permitted": "0-249",
+            "refused": "0-249",
+            "failed": "0-249",
+            "refusals_by_reason": {"order.not_court_issued": "0-249"},
+            "records_released": {"circulation": "0-249"},
+        },
+    ],
+}
+
+
+class InstrumentRow(BaseModel):
+    """One instrument's figures: numbers, or band strings such as ``0-249`` when banded."""
+
+    instrument: str = Field(examples=["court_order"])
+    banded: bool
+    requests: Figure
+    permitted: Figure
+    refused: Figure
+    failed: Figure = Field(description="The store failed; nothing was released.")
+    refusals_by_reason: dict[str, Figure]
+    records_released: dict[str, Figure]
+
+
+class TransparencyReport(BaseModel):
+    """The report for an inclusive UTC date range (see docs/transparency.md)."""
+
+    model_config = ConfigDict(
+        populate_by_name=True, json_schema_extra={"examples": [EXAMPLE_REPORT]}
+    )
+
+    from_: str = Field(alias="from")
+    to: str
+    generated_at: str
+    policy: str = Field(description="sha256 of the policy in force.")
+    band_width: int
+    instruments: list[InstrumentRow]
+
+
+def period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The report's inclusive date range from the query, with its defaults."""
+    end = end or dt.datetime.now(dt.UTC).date()
+    start = start or end.replace(month=1, day=1)
+    if end < start:
+        raise RequestInvalid(
+            "`to` is before `from`.", [{"loc": ["query", "to"], "type": "date_order"}]
+        )
+    return start, end
+
+
+async def _report(runtime: Runtime, start: dt.date, end: dt.date) -> dict[str, Any]:
+    try:
+        return await service.build_report(runtime.state, runtime.policy, start=start, end=end)
+    except Exception:
+        raise StateUnavailable() from None
+
+
+def _public(runtime: Runtime) -> bool:
+    return runtime.policy.policy.transparency.public
+
+
+def wants_csv(request: Request) -> bool:
+    """True when the Accept header names ``text/csv`` (parameters such as q are ignored)."""
+    accept = request.headers.get("accept", "")
+    return any(part.split(";")[0].strip().lower() == CSV_TYPE for part in accept.split(","))
+
+
+@api_router.get(
+    "/transparency",
+    operation_id="getTransparencyReport",
+    summary="The transparency report, from the audit log",
+    response_model=TransparencyReport,
+    responses={
+        200: {
+            "description": "The report; CSV when `Accept: text/csv`.",
+            "content": {CSV_TYPE: {"schema": {"type": "string"}}},
+        },
+        **problem_responses(401, 403, 422, 503),
+    },
+)
+async def transparency_report(
+    request: Request,
+    runtime: RuntimeDep,
+    credentials: Credentials,
+    start: FromDate = None,
+    to: ToDate = None,
+) -> Response:
+    """Per instrument: requests received, permitted, refused and failed; refusals by reason
+    code; records released by category. Banded instruments only in bands of the policy's
+    width. Auditors and admins; anyone when the policy makes the report public."""
+    if not _public(runtime):
+        caller = await authenticate(request, runtime, credentials)
+        if caller.role not in READERS:
+            raise ForbiddenError()
+    report = await _report(runtime, *period(start, to))
+    if wants_csv(request):
+        name = f"transparency-{report['from']}-{report['to']}.csv"
+        return Response(
+            service.to_csv(report),
+            media_type=CSV_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return JSONResponse(report)
+
+
+@page_router.get(
+    "/transparency",
+    operation_id="getTransparencyPage",
+    summary="The public transparency page (HTML)",
+    response_class=HTMLResponse,
+    # A page for people, not an API operation: kept out of the OpenAPI document.
+    include_in_schema=False,
+)
+async def transparency_page(
+    runtime: RuntimeDep, start: FromDate = None, to: ToDate = None
+) -> HTMLResponse:
+    """The report as a page readable without JavaScript; 404 unless the policy publishes it."""
+    if not _public(runtime):
+        raise BulwarkError(
+            Reason.REQUEST_NOT_FOUND, "This library does not publish its transparency report."
+        )
+    report = await _report(runtime, *period(start, to))
+    return HTMLResponse(page.render(report))

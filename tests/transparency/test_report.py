@@ -1,0 +1,368 @@
+"""GET /v1/transparency, its CSV, the page and the CLI: figures from a log the tests build."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from app.callers.models import Role
+from app.callers.service import add_client
+from app.cli import main
+from app.core.config import Settings
+from app.main import create_app
+from app.orders.models import Category, Instrument
+from app.records.demo import DEMO_PATRON, OTHER_PATRON
+from app.runtime import build_runtime
+from app.transparency.service import REFUSAL_CODES, band
+from tests.conftest import auth, migrate
+
+Token = Callable[..., str]
+TODAY_RANGE = {"from": "2000-01-01", "to": "2100-12-31"}
+
+
+def policy_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text('version = "test"\n' + text)
+    return path
+
+
+def disclosure(token: str | None, patron: str = DEMO_PATRON) -> dict[str, Any]:
+    return {
+        "purpose": "legal_process",
+        "patron_id": patron,
+        "categories": ["circulation"],
+        "from": "2026-01-01",
+        "to": "2026-06-30",
+        "court_order": token,
+    }
+
+
+async def deployment(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """A client and a key per role on ``settings`` (migrated here)."""
+    await migrate(settings)
+    runtime = await build_runtime(settings)
+    try:
+        keys = {}
+        for role in Role:
+            _, keys[role.value] = await add_client(
+                runtime.state, f"t-{role}", role, audit=runtime.audit
+            )
+        app = create_app(runtime=runtime)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://b.test") as c:
+                yield c, keys
+    finally:
+        await runtime.close()
+
+
+@pytest.fixture
+async def public(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """A deployment whose policy publishes the report, in bands of 3 (edges are reachable)."""
+    path = policy_file(tmp_path, "[transparency]\npublic = true\nband_width = 3\n")
+    async for pair in deployment(make_settings(policy=path)):
+        yield pair
+
+
+async def build_log(client: httpx.AsyncClient, key: str, order_token: Token) -> None:
+    """Every kind of disclosure event: permits, refusals for several reasons, none, unknown."""
+    requests = [
+        disclosure(order_token(patrons=[DEMO_PATRON])),  # permit
+        disclosure(order_token(patrons=[DEMO_PATRON], max_uses=2)),  # permit
+        disclosure(order_token(patrons=[OTHER_PATRON])),  # scope.patron
+        disclosure(order_token(patrons=[DEMO_PATRON], good_cause=False, allow_invalid=True)),
+        disclosure(order_token(instrument="national_security_letter", allow_invalid=True)),
+        disclosure(order_token(instrument="fisa_order")),  # not accepted by the policy
+        disclosure(order_token(instrument="search_warrant", patrons=[DEMO_PATRON])),  # permit
+        disclosure(None),  # order.missing
+        disclosure("not-a-token"),  # order.malformed: no instrument can be read
+    ]
+    for body in requests:
+        r = await client.post("/v1/disclosures", json=body, headers=auth(key))
+        assert r.status_code in (200, 403), r.text
+
+
+async def audit_events(client: httpx.AsyncClient, key: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    after: int | None = 0
+    while after is not None:
+        r = await client.get(
+            "/v1/audit/events", params={"after": after, "limit": 1000}, headers=auth(key)
+        )
+        page = r.json()
+        events += page["events"]
+        after = page["next_after"]
+    return events
+
+
+def expected_from_events(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """An independent count over the log as auditors read it: exact numbers per row."""
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event["kind"] != "disclosure":
+            continue
+        order = event["body"]["order"]
+        name = "none" if order is None else order.get("instrument") or "unrecognised"
+        row = rows.setdefault(name, {"m": Counter(), "reasons": Counter(), "released": Counter()})
+        row["m"]["requests"] += 1
+        effect = event["effect"]
+        key = {"permit": "permitted", "deny": "refused"}.get(effect, "failed")
+        row["m"][key] += 1
+        if effect == "deny":
+            row["reasons"].update(event["body"]["reasons"])
+        if effect == "permit":
+            row["released"].update(event["body"]["released"]["counts"])
+    return rows
+
+
+async def test_report_figures_match_the_audit_events(
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+) -> None:
+    client, keys = public
+    await build_log(client, keys["requester"], order_token)
+    report = (await client.get("/v1/transparency", params=TODAY_RANGE)).json()
+    expected = expected_from_events(await audit_events(client, keys["auditor"]))
+    rows = {row["instrument"]: row for row in report["instruments"]}
+    assert list(rows) == [*(i.value for i in Instrument), "none", "unrecognised"]
+    assert [name for name, row in rows.items() if row["banded"]] == [
+        "fisa_order",
+        "national_security_letter",
+    ]
+    assert expected["court_order"]["m"]["permitted"] == 2
+    assert expected["unrecognised"]["m"]["requests"] == 1
+    for name, row in rows.items():
+        want = expected.get(name, {"m": Counter(), "reasons": Counter(), "released": Counter()})
+        if row["banded"]:
+            assert {m: row[m] for m in ("requests", "permitted", "refused", "failed")} == {
+                m: band(want["m"][m], 3) for m in ("requests", "permitted", "refused", "failed")
+            }
+            assert set(row["refusals_by_reason"]) >= set(REFUSAL_CODES)
+            assert all(
+                row["refusals_by_reason"][c] == band(n, 3) for c, n in want["reasons"].items()
+            )
+        else:
+            assert row["requests"] == want["m"]["requests"]
+            assert row["permitted"] == want["m"]["permitted"]
+            assert row["refused"] == want["m"]["refused"]
+            assert row["failed"] == want["m"]["failed"]
+            assert row["refusals_by_reason"] == dict(want["reasons"])
+            assert row["records_released"] == {c.value: want["released"][c.value] for c in Category}
+    assert rows["court_order"]["refusals_by_reason"] == {
+        "order.no_good_cause": 1,
+        "scope.patron": 1,
+    }
+    assert rows["court_order"]["records_released"]["circulation"] > 0
+    assert rows["none"]["refusals_by_reason"] == {"order.missing": 1}
+    # No total across instruments: with one, the banded rows could be worked out exactly.
+    assert "total" not in json.dumps(report)
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (0, "0-249"),
+        (1, "0-249"),
+        (249, "0-249"),
+        (250, "250-499"),
+        (499, "250-499"),
+        (500, "500-749"),
+    ],
+)
+def test_band_edges(count: int, expected: str) -> None:
+    assert band(count, 250) == expected
+
+
+async def test_banded_instruments_change_band_exactly_at_the_edge(
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+) -> None:
+    client, keys = public
+
+    async def nsl_row() -> dict[str, Any]:
+        report = (await client.get("/v1/transparency", params=TODAY_RANGE)).json()
+        return next(
+            r for r in report["instruments"] if r["instrument"] == "national_security_letter"
+        )
+
+    async def send_nsl() -> None:
+        token = order_token(instrument="national_security_letter", allow_invalid=True)
+        r = await client.post(
+            "/v1/disclosures", json=disclosure(token), headers=auth(keys["requester"])
+        )
+        assert r.status_code == 403
+
+    # Listed with every code and category even when nothing came: presence reveals nothing.
+    row = await nsl_row()
+    assert row["banded"] is True
+    assert row["requests"] == "0-2"
+    assert set(row["refusals_by_reason"]) == set(REFUSAL_CODES)
+    assert set(row["records_released"]) == {c.value for c in Category}
+    for _ in range(2):
+        await send_nsl()
+    row = await nsl_row()
+    assert (row["requests"], row["refused"]) == ("0-2", "0-2")  # 2: the last of the band
+    await send_nsl()
+    row = await nsl_row()
+    assert (row["requests"], row["refused"]) == ("3-5", "3-5")  # 3: the first of the next
+    assert row["refusals_by_reason"]["order.not_court_issued"] == "3-5"
+    assert row["refusals_by_reason"]["order.expired"] == "0-2"
+    assert not any(isinstance(v, int) for v in (row["requests"], row["permitted"], row["failed"]))
+
+
+async def test_csv_has_the_same_figures_as_json(
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+) -> None:
+    client, keys = public
+    await build_log(client, keys["requester"], order_token)
+    report = (await client.get("/v1/transparency", params=TODAY_RANGE)).json()
+    r = await client.get("/v1/transparency", params=TODAY_RANGE, headers={"Accept": "text/csv"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows, "no CSV rows"
+    from_csv: dict[tuple[str, str, str], str] = {
+        (row["instrument"], row["measure"], row["item"]): row["value"] for row in rows
+    }
+    for inst in report["instruments"]:
+        name = inst["instrument"]
+        for m in ("requests", "permitted", "refused", "failed"):
+            assert from_csv.pop((name, m, "")) == str(inst[m])
+        for code, v in inst["refusals_by_reason"].items():
+            assert from_csv.pop((name, "refused_by_reason", code)) == str(v)
+        for cat, v in inst["records_released"].items():
+            assert from_csv.pop((name, "records_released", cat)) == str(v)
+    assert from_csv == {}
+    assert {row["from"] for row in rows} == {"2000-01-01"}
+
+
+async def test_period_outside_the_log_counts_nothing(
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+) -> None:
+    client, keys = public
+    await build_log(client, keys["requester"], order_token)
+    report = (
+        await client.get("/v1/transparency", params={"from": "2001-01-01", "to": "2001-12-31"})
+    ).json()
+    court = next(r for r in report["instruments"] if r["instrument"] == "court_order")
+    assert court["requests"] == 0
+    assert (report["from"], report["to"]) == ("2001-01-01", "2001-12-31")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"from": "2026-02-01", "to": "2026-01-01"}, {"from": "yesterday"}, {"to": "2026-13-01"}],
+    ids=["to-before-from", "not-a-date", "no-such-month"],
+)
+async def test_bad_period_is_422(
+    public: tuple[httpx.AsyncClient, dict[str, str]], params: dict[str, str]
+) -> None:
+    client, _ = public
+    r = await client.get("/v1/transparency", params=params)
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert [x["code"] for x in r.json()["reasons"]] == ["request.invalid"]
+
+
+async def test_private_report_needs_an_auditor(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    # The bundled policy does not publish the report.
+    anonymous = await client.get("/v1/transparency")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["reasons"][0]["code"] == "caller.unauthenticated"
+    bad_key = await client.get("/v1/transparency", headers=auth("bwk_unknown"))
+    assert bad_key.status_code == 401
+    for role in ("requester", "notifier", "records_admin"):
+        r = await client.get("/v1/transparency", headers=auth(keys[role]))
+        assert r.status_code == 403, role
+        assert r.json()["reasons"][0]["code"] == "caller.forbidden"
+    for role in ("auditor", "admin"):
+        r = await client.get("/v1/transparency", headers=auth(keys[role]))
+        assert r.status_code == 200, role
+    page = await client.get("/transparency")
+    assert page.status_code == 404
+    assert page.headers["content-type"] == "application/problem+json"
+
+
+async def test_public_report_and_page_need_no_key(
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+) -> None:
+    client, keys = public
+    await build_log(client, keys["requester"], order_token)
+    assert (await client.get("/v1/transparency")).status_code == 200
+    page = await client.get("/transparency", params=TODAY_RANGE)
+    assert page.status_code == 200
+    html = page.text
+    assert page.headers["content-type"].startswith("text/html")
+    # Self-contained and readable without JavaScript: no script, no external asset.
+    assert "<script" not in html.lower()
+    assert "src=" not in html.lower()
+    assert "<link" not in html.lower()
+    assert '<html lang="en">' in html
+    assert '<svg role="img" aria-labelledby="chart-title chart-desc"' in html
+    assert "<h1>" in html and "<caption>" in html and 'scope="col"' in html
+    assert 'data-instrument="court_order" data-measure="permitted">2<' in html
+
+
+async def test_untrusted_values_are_escaped_on_the_page(
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+) -> None:
+    client, keys = public
+    # An unverified order may name any instrument: it is counted as unrecognised, never shown.
+    token = order_token(instrument="<script>alert(1)</script>", allow_invalid=True)
+    r = await client.post(
+        "/v1/disclosures", json=disclosure(token), headers=auth(keys["requester"])
+    )
+    assert r.status_code == 403
+    html = (await client.get("/transparency", params=TODAY_RANGE)).text
+    assert "<script" not in html
+    report = (await client.get("/v1/transparency", params=TODAY_RANGE)).json()
+    row = next(r for r in report["instruments"] if r["instrument"] == "unrecognised")
+    assert row["requests"] == 1
+
+
+async def test_cli_report_equals_the_api(
+    public: tuple[httpx.AsyncClient, dict[str, str]],
+    order_token: Token,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, keys = public
+    await build_log(client, keys["requester"], order_token)
+    api = (await client.get("/v1/transparency", params=TODAY_RANGE)).json()
+    settings = make_settings(policy=tmp_path / "policy.toml")
+    monkeypatch.setenv("BULWARK_DATABASE_URL", settings.state_url)
+    monkeypatch.setenv("BULWARK_POLICY", str(settings.policy))
+    monkeypatch.setenv("BULWARK_DATA_DIR", str(settings.data_dir))
+    args = ["report", "transparency", "--from", TODAY_RANGE["from"], "--to", TODAY_RANGE["to"]]
+    result = await asyncio.to_thread(CliRunner().invoke, main, args)
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["instruments"] == api["instruments"]
+    as_csv = await asyncio.to_thread(CliRunner().invoke, main, [*args, "--format", "csv"])
+    assert as_csv.exit_code == 0
+    assert as_csv.output.replace("\r\n", "\n") == (
+        await client.get("/v1/transparency", params=TODAY_RANGE, headers={"Accept": "text/csv"})
+    ).text.replace("\r\n", "\n")
+    backwards = await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["report", "transparency", "--from", "2026-02-01", "--to", "2026-01-01"],
+    )
+    assert backwards.exit_code != 0
+    assert "--to is before --from" in backwards.output
