@@ -9,7 +9,11 @@ import sys
 from typing import Any
 
 #: Attributes every LogRecord has; anything else on a record was passed in ``extra``.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colour codes
+}
 
 
 class JsonFormatter(logging.Formatter):
