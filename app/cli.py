@@ -46,11 +46,15 @@ def main() -> None:
 
 def preflight(settings: Settings) -> None:
     """Build and close a runtime: every start-up check, with a clear message on failure."""
+    from app.ratelimit import start_limiter
     from app.runtime import StartupError, build_runtime
 
     async def check() -> None:
         runtime = await build_runtime(settings)
-        await runtime.close()
+        try:
+            await (await start_limiter(runtime)).close()
+        finally:
+            await runtime.close()
 
     try:
         _run(check())
@@ -86,9 +90,12 @@ def _serve(settings: Settings) -> None:
         proxy_headers=False,
         server_header=False,
         date_header=True,
-        # Slow clients: idle keep-alive connections are closed, header blocks are bounded.
+        # Slow clients: idle keep-alive connections are closed; a request must arrive whole
+        # within BULWARK_CLIENT_TIMEOUT_SECONDS and its headers stay under
+        # BULWARK_MAX_HEADER_BYTES (app/ratelimit/slow_clients.py).
+        http="app.ratelimit.slow_clients:GuardedHttpToolsProtocol",
         timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_graceful_shutdown=10,
     )
 

@@ -35,8 +35,8 @@ from app.metrics.router import metrics_router
 from app.notices.router import router as notices_router
 from app.orders.router import router as orders_router
 from app.policy.router import router as policy_router
-from app.ratelimit import RateLimiter, limiter_of
-from app.runtime import Runtime, StartupError, build_runtime
+from app.ratelimit import start_limiter
+from app.runtime import Runtime, build_runtime
 from app.transparency.router import api_router as transparency_api
 from app.transparency.router import page_router as transparency_page
 
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         owned = runtime is None
         app.state.runtime = runtime or await build_runtime(settings)
         try:
-            limiter = await _start_limiter(app.state.runtime)
+            limiter = await start_limiter(app.state.runtime)
         except BaseException:
             if owned:
                 await app.state.runtime.close()
@@ -185,19 +185,3 @@ def _with_problem_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
         return schema
 
     return openapi
-
-
-async def _start_limiter(runtime: Runtime) -> RateLimiter:
-    """The runtime's rate limiter, its backend reached once, or StartupError."""
-    try:
-        limiter = limiter_of(runtime)
-        await limiter.check()
-    except ValueError as exc:
-        raise StartupError(f"rate limiter: {exc}") from None
-    except Exception as exc:
-        # The type only: a Redis URL may carry a password.
-        raise StartupError(
-            f"rate limiter backend ({runtime.settings.rate_limit_backend}) unreachable "
-            f"({type(exc).__name__}); check BULWARK_RATE_LIMIT_BACKEND and BULWARK_REDIS_URL"
-        ) from None
-    return limiter

@@ -25,6 +25,7 @@ from app.core.database import create_engine, redact
 from app.disclosures.cursor import CursorSigner
 from app.metrics import MeasuredStore, observe_audit_append
 from app.orders.approvals import ApprovalVerifier
+from app.orders.service import SpentOrders
 from app.orders.tokens import OrderVerifier
 from app.orders.trust import TrustStore, TrustStoreError
 from app.policy.models import LoadedPolicy, PolicyError, load_policy
@@ -57,6 +58,7 @@ class Runtime:
     checkpoint_key: ec.EllipticCurvePrivateKey
     cursors: CursorSigner
     approvals: ApprovalVerifier
+    spent_orders: SpentOrders = field(default_factory=SpentOrders)
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:

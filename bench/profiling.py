@@ -26,7 +26,7 @@ def py_spy() -> str:
     """The py-spy binary (``pip install py-spy``), or exit saying so."""
     found = shutil.which("py-spy")
     if not found:
-        raise SystemExit("profiling needs py-spy: pip install 'py-spy>=0.3,<1'")
+        raise SystemExit("profiling needs py-spy: pip install -e '.[bench]'")
     return found
 
 
@@ -87,8 +87,10 @@ def summarise(path: Path, top: int = 25) -> dict[str, Any]:
     def shares(counter: Counter[str]) -> list[tuple[str, float]]:
         return [(k, round(100 * v / total, 1)) for k, v in counter.most_common(top)]
 
+    ours = Counter({k: v for k, v in inclusive.items() if " (app/" in k})
     return {
         "samples": total,
+        "app_inclusive_pct": shares(ours),
         "inclusive_pct": shares(inclusive),
         "self_pct": shares(own),
         "self_by_package_pct": shares(packages),
@@ -100,6 +102,7 @@ def render(summary: dict[str, Any], title: str, rows: int = 15) -> str:
     lines = [f"== {title}: {summary['samples']} samples"]
     for key, label in (
         ("self_by_package_pct", "self time by package"),
+        ("app_inclusive_pct", "Bulwark's functions on the stack (inclusive)"),
         ("inclusive_pct", "on the stack (inclusive)"),
         ("self_pct", "running itself (self)"),
     ):

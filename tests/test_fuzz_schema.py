@@ -35,6 +35,8 @@ from app.records.demo import DEMO_PATRON
 from tests.conftest import COURT_ISS, COURT_KID, JURISDICTION, auth, migrate
 from tests.servers import Server, start_server
 
+pytestmark = pytest.mark.slow
+
 #: The role whose key each operation is called with; any other operation gets an admin's key.
 ROLE_FOR = {
     "createDisclosure": Role.REQUESTER,

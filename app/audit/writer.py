@@ -139,14 +139,13 @@ class AuditWriter:
             self._task = asyncio.create_task(self._run(), name="bulwark-audit-writer")
 
     async def close(self) -> None:
-        """Finish what is queued, then stop."""
-        if self._task is None:
-            return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        """Finish what is queued, then stop and give the held connection back."""
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         await self._release()
 
     async def append(self, entry: Entry) -> Appended:

@@ -112,6 +112,19 @@ class Settings(BaseSettings):
         default=frozenset(),
         description="Browser origins allowed to call Bulwark (comma-separated). Empty: none.",
     )
+    client_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a whole request (headers and body) before "
+        "`bulwark serve` closes its connection: slow clients cannot hold connections.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest request line and header block `bulwark serve` reads (431 beyond).",
+    )
     environment: Literal["production", "development", "test"] = "production"
     metrics: Literal["off", "open", "key"] = Field(
         default="off",

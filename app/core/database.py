@@ -24,6 +24,9 @@ ASYNC_DRIVERS = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Longest a request waits for a pooled connection before failing (closed) with 503.
+POOL_TIMEOUT_SECONDS = 10
+DEFAULT_POOL_SIZE = 20
 
 
 class UnsupportedDatabase(ValueError):
@@ -65,19 +68,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, read_only: bool = False
+) -> AsyncEngine:
     """An async engine for ``url`` with Bulwark's connection settings."""
     target = async_url(url)
     backend = target.get_backend_name()
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # No pre-ping: it costs round trips on every checkout. A connection that died (a database
+    # restart) fails its one request with 503, and SQLAlchemy then invalidates the whole pool,
+    # so the next requests get fresh connections: recovery without a restart, still fail closed.
+    # No overflow: connections opened past the pool are closed again on return, and under
+    # load that churn (TLS attempt, authentication) costs more than waiting for a pooled one.
+    kwargs: dict[str, Any] = {"pool_pre_ping": False}
     if backend == "sqlite":
         database = target.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs = {"poolclass": NullPool} if read_only else {"pool_size": pool_size}
+        if read_only:
+            kwargs["poolclass"] = NullPool
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=POOL_TIMEOUT_SECONDS)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=POOL_TIMEOUT_SECONDS,
+            pool_recycle=1800,
+        )
         if backend == "postgresql":
             kwargs["connect_args"] = {"timeout": 5, "command_timeout": 30}
         else:

@@ -62,15 +62,15 @@ async def evaluate_request(
     *,
     now: dt.datetime,
     continuation: bool = False,
-    optimistic: bool = False,
+    read_state: bool = True,
 ) -> Evaluated:
     """Verify the order, read its state, and evaluate the policy. No record is touched.
 
-    ``optimistic`` (a first page of a disclosure) evaluates before reading the order's state,
-    and reads it only when the answer is a deny: a permit's revocation and uses are checked,
-    and its use consumed, under the audit writer's lock (:mod:`app.audit.writer`), which is
-    the check that decides. A permit thus costs no state read, and a deny still lists every
-    reason, revoked and exhausted included.
+    ``read_state=False`` skips the read of the order's uses and revocation, taking them from
+    what this process already knows (:class:`~app.orders.service.SpentOrders`). The disclosure
+    path does so for speed: the audit transaction re-checks both under the chain's lock before
+    anything is released, so a stale view can only turn a permit into a refusal, never the
+    reverse. Dry runs and refusals read the state, so their reasons are complete.
     """
     _check_categories(runtime, body.categories)
     access = AccessRequest(
@@ -82,37 +82,21 @@ async def evaluate_request(
     )
     check = runtime.verifier.verify(body.court_order, now) if body.court_order else None
     claims = check.claims if check else None
-    approval = _approval(runtime, body, now)
-    pseudonym = runtime.pseudonymize(body.patron_id)
-    if optimistic and not continuation:
-        decision = _decide(runtime, access, check, OrderState(), now, approval)
-        if decision.permitted or claims is None:  # without claims there is no state to read
-            return Evaluated(access, check, decision, pseudonym, 0)
-    state = await _order_state(runtime, claims)
-    # A continuation rides on the use its first page consumed.
-    known = OrderState(revoked=state.revoked, uses=0) if continuation else state
-    decision = _decide(runtime, access, check, known, now, approval)
-    return Evaluated(access, check, decision, pseudonym, state.uses)
-
-
-def _decide(
-    runtime: Runtime,
-    access: AccessRequest,
-    check: OrderCheck | None,
-    state: OrderState,
-    now: dt.datetime,
-    approval: ApprovalCheck | None,
-) -> Decision:
-    return evaluate(
+    state = (
+        await _order_state(runtime, claims) if read_state else runtime.spent_orders.state(claims)
+    )
+    decision = evaluate(
         access,
         check,
-        state,
+        # A continuation rides on the use its first page consumed.
+        OrderState(revoked=state.revoked, uses=0) if continuation else state,
         runtime.policy,
         jurisdictions=runtime.settings.jurisdictions,
         mapping_fields=runtime.store.fields(),
         now=now,
-        approval=approval,
+        approval=_approval(runtime, body, now),
     )
+    return Evaluated(access, check, decision, runtime.pseudonymize(body.patron_id), state.uses)
 
 
 def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> ApprovalCheck | None:
@@ -245,9 +229,13 @@ async def disclose(
 ) -> dict[str, Any]:
     """``POST /v1/disclosures``: the whole path; returns the response body."""
     cursor = runtime.cursors.load(body.cursor) if body.cursor else None
+    now = utcnow()
     ev = await evaluate_request(
-        runtime, body, now=utcnow(), continuation=cursor is not None, optimistic=True
+        runtime, body, now=now, continuation=cursor is not None, read_state=cursor is not None
     )
+    if not ev.decision.permitted and ev.check is not None and ev.check.claims is not None:
+        # A refusal lists every reason that applies: read the order's state after all.
+        ev = await evaluate_request(runtime, body, now=now, continuation=cursor is not None)
     if cursor is not None:
         _check_cursor(cursor, ev, body)
     base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))
@@ -377,6 +365,7 @@ async def _release(
         ),
     )
     appended = await runtime.audit.append(entry)
+    runtime.spent_orders.learn(claims, appended)
     if appended.refused:
         _raise_refused(appended)
     next_cursor = None

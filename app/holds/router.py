@@ -16,6 +16,8 @@ router = APIRouter(prefix="/legal-holds", tags=["legal holds"])
 
 
 class HeldOrder(BaseModel):
+    """The order that placed a hold."""
+
     iss: str
     jti: str
 

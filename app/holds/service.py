@@ -13,6 +13,7 @@ forged token must not be able to freeze a patron's records or fill this table.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -93,17 +94,19 @@ async def place_hold(conn: AsyncConnection, spec: HoldSpec) -> None:
         }
         for patron in spec.patrons
     ]
-    await conn.execute(_upsert(conn.dialect.name, rows))
+    await conn.execute(_upsert(conn.dialect.name), rows)
 
 
-def _upsert(dialect: str, rows: list[dict[str, Any]]) -> Any:
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The hold upsert of one dialect, built once and run as an executemany (compiled once)."""
     # create_engine accepts SQLite, PostgreSQL and MySQL/MariaDB only (app.core.database).
     if dialect == "mysql":
-        mine = mysql.insert(HOLDS).values(rows)
+        mine = mysql.insert(HOLDS)
         later = func.greatest(HOLDS.c.held_until, mine.inserted.held_until)
         return mine.on_duplicate_key_update(held_until=later)
     module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(HOLDS).values(rows)
+    stmt = module.insert(HOLDS)
     # SQLite's two-argument max() is its scalar greatest.
     greatest = func.greatest if dialect == "postgresql" else func.max
     return stmt.on_conflict_do_update(

@@ -74,7 +74,7 @@ def notice_apply(
     }
 
     async def apply(conn: AsyncConnection) -> None:
-        await conn.execute(insert(NOTICES).values(**row))
+        await conn.execute(insert(NOTICES), row)
 
     return apply
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app.core.config import ASYMMETRIC_ALGORITHMS
 from app.core.reasons import Reason
+from app.orders.issuing import sign_compact
 from app.orders.models import ShortText
 from app.orders.tokens import (
     _header_failures,
@@ -89,6 +90,7 @@ class ApprovalCheck:
 
     @property
     def verified(self) -> bool:
+        """True when the approval's signature and claims all checked out."""
         return self.order is not None and not self.failures
 
 
@@ -201,8 +203,6 @@ def issue_approval(
     Any claim may be replaced by keyword (``aud="other"``); the header is ``alg``, ``kid``
     and ``typ`` = ``counsel-approval+jwt``.
     """
-    from app.orders.issuing import sign_compact
-
     issued = int((now or dt.datetime.now(dt.UTC)).timestamp())
     claims: dict[str, Any] = {
         "iss": iss,

@@ -25,7 +25,7 @@ from app.core.config import Settings
 from app.core.problems import RateLimited, StateUnavailable
 from app.metrics import RATE_LIMITED
 from app.ratelimit.backends import Counter, DatabaseCounter, RedisCounter
-from app.runtime import Runtime
+from app.runtime import Runtime, StartupError
 
 logger = logging.getLogger("bulwark.ratelimit")
 
@@ -98,4 +98,20 @@ def limiter_of(runtime: Runtime) -> RateLimiter:
     limiter = runtime.extras.get(EXTRA_KEY)
     if not isinstance(limiter, RateLimiter):
         limiter = runtime.extras[EXTRA_KEY] = build_limiter(runtime.settings, runtime.state)
+    return limiter
+
+
+async def start_limiter(runtime: Runtime) -> RateLimiter:
+    """The runtime's limiter with its backend reached once, or StartupError saying why."""
+    try:
+        limiter = limiter_of(runtime)
+        await limiter.check()
+    except ValueError as exc:
+        raise StartupError(f"rate limiter: {exc}") from None
+    except Exception as exc:
+        # The type only: a Redis URL may carry a password.
+        raise StartupError(
+            f"rate limiter backend ({runtime.settings.rate_limit_backend}) unreachable "
+            f"({type(exc).__name__}); check BULWARK_RATE_LIMIT_BACKEND and BULWARK_REDIS_URL"
+        ) from None
     return limiter

@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import quoted_name
 
-from app.core.database import create_engine, dialect_of
+from app.core.database import DEFAULT_POOL_SIZE, create_engine, dialect_of
 from app.core.problems import StoreUnavailable
 from app.orders.models import Category
 from app.policy.decision import Obligations
@@ -107,7 +107,7 @@ class SqlRecordsStore:
         mapping: RecordsMapping,
         *,
         timeout: float = 5.0,
-        pool_size: int = 10,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         if mapping.kind != "sql":
             raise MappingError("the mapping describes an HTTP store, but the URL is a database")

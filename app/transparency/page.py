@@ -75,8 +75,11 @@ def render(report: dict[str, Any]) -> str:
 
 
 def _banding_note(report: dict[str, Any]) -> str:
-    banded = [TITLES.get(r["instrument"], r["instrument"]) for r in report["instruments"]]
-    names = [escape(n) for n, r in zip(banded, report["instruments"], strict=True) if r["banded"]]
+    names = [
+        escape(TITLES.get(row["instrument"], row["instrument"]))
+        for row in report["instruments"]
+        if row["banded"]
+    ]
     if not names:
         return ""
     return (

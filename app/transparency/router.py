@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.callers.models import Role
+from app.callers.service import Caller
 from app.core.deps import Credentials, RuntimeDep, authenticate
 from app.core.problems import (
     BulwarkError,
@@ -112,15 +114,38 @@ def period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date
     return start, end
 
 
-async def _report(runtime: Runtime, start: dt.date, end: dt.date) -> dict[str, Any]:
-    try:
-        return await service.build_report(runtime.state, runtime.policy, start=start, end=end)
-    except Exception:
-        raise StateUnavailable() from None
+async def _report(runtime: Runtime, start: dt.date, end: dt.date, *, fresh: bool) -> dict[str, Any]:
+    async def compute() -> dict[str, Any]:
+        try:
+            return await service.build_report(runtime.state, runtime.policy, start=start, end=end)
+        except Exception:
+            raise StateUnavailable() from None
+
+    if fresh:
+        return await compute()
+    cache = runtime.extras.setdefault("transparency.cache", service.ReportCache())
+    key = (start.isoformat(), end.isoformat(), runtime.policy.sha256)
+    final = end < dt.datetime.now(dt.UTC).date()
+    report: dict[str, Any] = await cache.get(key, compute, final=final)
+    return report
 
 
-def _public(runtime: Runtime) -> bool:
-    return runtime.policy.policy.transparency.public
+async def _reader(
+    request: Request, runtime: Runtime, credentials: HTTPAuthorizationCredentials | None
+) -> Caller | None:
+    """The auditor or admin asking, None for a public reader; 401/403 when the report is private.
+
+    A key sent to a public report is still checked (a bad one is 401); any other role reads
+    as the public does.
+    """
+    if credentials is None and runtime.policy.policy.transparency.public:
+        return None
+    caller = await authenticate(request, runtime, credentials)
+    if caller.role in READERS:
+        return caller
+    if runtime.policy.policy.transparency.public:
+        return None
+    raise ForbiddenError()
 
 
 def wants_csv(request: Request) -> bool:
@@ -151,12 +176,11 @@ async def transparency_report(
 ) -> Response:
     """Per instrument: requests received, permitted, refused and failed; refusals by reason
     code; records released by category. Banded instruments only in bands of the policy's
-    width. Auditors and admins; anyone when the policy makes the report public."""
-    if not _public(runtime):
-        caller = await authenticate(request, runtime, credentials)
-        if caller.role not in READERS:
-            raise ForbiddenError()
-    report = await _report(runtime, *period(start, to))
+    width. Auditors and admins (figures as of now); anyone when the policy makes the report
+    public (figures up to 30 s old, or an hour for a period that has ended)."""
+    caller = await _reader(request, runtime, credentials)
+    # Auditors get figures as of now; the public, the cached ones (see service.ReportCache).
+    report = await _report(runtime, *period(start, to), fresh=caller is not None)
     if wants_csv(request):
         name = f"transparency-{report['from']}-{report['to']}.csv"
         return Response(
@@ -179,9 +203,9 @@ async def transparency_page(
     runtime: RuntimeDep, start: FromDate = None, to: ToDate = None
 ) -> HTMLResponse:
     """The report as a page readable without JavaScript; 404 unless the policy publishes it."""
-    if not _public(runtime):
+    if not runtime.policy.policy.transparency.public:
         raise BulwarkError(
             Reason.REQUEST_NOT_FOUND, "This library does not publish its transparency report."
         )
-    report = await _report(runtime, *period(start, to))
+    report = await _report(runtime, *period(start, to), fresh=False)
     return HTMLResponse(page.render(report))

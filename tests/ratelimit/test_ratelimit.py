@@ -19,6 +19,7 @@ from app.callers.service import Caller, add_client
 from app.core.config import Settings
 from app.core.problems import RateLimited, StateUnavailable
 from app.main import create_app
+from app.metrics import REGISTRY
 from app.ratelimit import DatabaseCounter, RateLimiter, RedisCounter, limiter_of
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, StartupError, build_runtime
@@ -105,8 +106,10 @@ async def test_past_the_limit_429_with_retry_after_and_nothing_done(
             assert r.status_code == 200, r.text
         async with rt.state.connect() as conn:
             events = (await conn.execute(text("SELECT COUNT(*) FROM audit_events"))).scalar_one()
+        exported = REGISTRY.get_sample_value("bulwark_rate_limited_total") or 0.0
         r = await c.post("/v1/disclosures", json=decision_body(token), headers=auth(key))
         assert_limited(r)
+        assert REGISTRY.get_sample_value("bulwark_rate_limited_total") == exported + 1
         async with rt.state.connect() as conn:  # refused before anything ran: no event, no use
             assert (
                 await conn.execute(text("SELECT COUNT(*) FROM audit_events"))
@@ -269,3 +272,47 @@ async def test_429_and_503_answers_match_the_published_document(
         down = await c.get("/v1/policy", headers=auth(key))
         assert down.status_code == 503
         case.validate_response(down, checks=checks)
+
+
+@pytest.mark.postgres
+def test_relaxed_commit_of_a_count_never_reaches_other_writes(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The counter's upsert turns synchronous_commit off for its own transaction only: the
+    pooled connection the audit log writes on next is back to durable commits."""
+    from tests.databases import postgres_database
+
+    async def check(settings: Settings) -> None:
+        await migrate(settings)
+        runtime = await build_runtime(settings)
+        try:
+            counter = DatabaseCounter(runtime.state)
+            for n in range(1, 4):
+                assert await counter.hit("caller:1", 7) == n
+            async with runtime.state.connect() as conn:
+                assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == "on"
+        finally:
+            await runtime.close()
+
+    with postgres_database() as url:
+        asyncio.run(check(make_settings(database_url=url)))
+
+
+def test_serve_refuses_to_start_without_its_limiter_backend(settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    asyncio.run(migrate(settings))
+    env = {
+        "BULWARK_DATA_DIR": str(settings.data_dir),
+        "BULWARK_DATABASE_URL": settings.state_url,
+        "BULWARK_RECORDS_URL": settings.store_url,
+        "BULWARK_TRUST_STORE": str(settings.trust_store),
+        "BULWARK_RATE_LIMIT_BACKEND": "redis",
+        "BULWARK_REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0",
+    }
+    result = CliRunner().invoke(main, ["serve", "--port", "1"], env=env, catch_exceptions=False)
+    assert result.exit_code != 0
+    assert "refusing to start: rate limiter backend (redis) unreachable" in result.output
+    assert "hunter2" not in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 import json
 from collections import Counter
@@ -192,7 +193,10 @@ async def test_banded_instruments_change_band_exactly_at_the_edge(
     client, keys = public
 
     async def nsl_row() -> dict[str, Any]:
-        report = (await client.get("/v1/transparency", params=TODAY_RANGE)).json()
+        # As an auditor: figures as of now (the public's are cached for a while).
+        report = (
+            await client.get("/v1/transparency", params=TODAY_RANGE, headers=auth(keys["auditor"]))
+        ).json()
         return next(
             r for r in report["instruments"] if r["instrument"] == "national_security_letter"
         )
@@ -366,3 +370,92 @@ async def test_cli_report_equals_the_api(
     )
     assert backwards.exit_code != 0
     assert "--to is before --from" in backwards.output
+
+
+async def test_only_events_inside_the_period_count(
+    public: tuple[httpx.AsyncClient, dict[str, str]],
+    order_token: Token,
+    make_settings: Callable[..., Settings],
+) -> None:
+    from sqlalchemy import text
+
+    from app.core.database import create_engine
+
+    client, keys = public
+    await build_log(client, keys["requester"], order_token)
+    events = [e for e in await audit_events(client, keys["auditor"]) if e["kind"] == "disclosure"]
+    # Move a court-order event from the middle of the log to an earlier day: today's report
+    # must skip it although it lies between today's first and last events; that day counts it.
+    middle = [
+        e for e in events[1:-1] if (e["body"]["order"] or {}).get("instrument") == "court_order"
+    ]
+    moved = middle[len(middle) // 2]
+    engine = create_engine(make_settings().state_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE audit_events SET ts = :ts WHERE seq = :seq"),
+                {"ts": dt.datetime(2020, 5, 5, 12, tzinfo=dt.UTC), "seq": moved["seq"]},
+            )
+    finally:
+        await engine.dispose()
+
+    async def court_orders(start: str, end: str) -> int:
+        report = await client.get("/v1/transparency", params={"from": start, "to": end})
+        row = next(r for r in report.json()["instruments"] if r["instrument"] == "court_order")
+        return int(row["requests"])
+
+    court = sum(1 for e in events if (e["body"]["order"] or {}).get("instrument") == "court_order")
+    assert await court_orders("2020-05-05", "2020-05-05") == 1
+    assert await court_orders("2020-05-06", "2100-12-31") == court - 1
+    assert await court_orders("2020-01-01", "2100-12-31") == court
+
+
+async def test_public_readers_get_a_cached_report_auditors_a_fresh_one(
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+) -> None:
+    client, keys = public
+
+    async def court_orders(headers: dict[str, str]) -> int:
+        r = await client.get("/v1/transparency", params=TODAY_RANGE, headers=headers)
+        return int(
+            next(x for x in r.json()["instruments"] if x["instrument"] == "court_order")["requests"]
+        )
+
+    assert await court_orders({}) == 0
+    token = order_token(patrons=[DEMO_PATRON])
+    r = await client.post(
+        "/v1/disclosures", json=disclosure(token), headers=auth(keys["requester"])
+    )
+    assert r.status_code == 200
+    # A loop of anonymous requests cannot make the process re-read the log each time.
+    assert await court_orders({}) == 0
+    assert await court_orders(auth(keys["requester"])) == 0  # another role reads as the public
+    assert await court_orders(auth(keys["auditor"])) == 1
+    assert (await client.get("/v1/transparency", headers=auth("bwk_wrong"))).status_code == 401
+
+
+async def test_report_cache_expires_evicts_and_computes_once() -> None:
+    from app.transparency.service import ReportCache
+
+    calls: list[str] = []
+
+    def computer(name: str) -> Callable[[], Any]:
+        async def compute() -> dict[str, Any]:
+            calls.append(name)
+            await asyncio.sleep(0.01)
+            return {"name": name}
+
+        return compute
+
+    cache = ReportCache(ttl_seconds=0, max_entries=2)
+    key = ("2026-01-01", "2026-01-31", "p")
+    await cache.get(key, computer("a"), final=False)
+    await cache.get(key, computer("a"), final=False)  # ttl 0: computed again
+    assert calls == ["a", "a"]
+    await asyncio.gather(*(cache.get(key, computer("b"), final=True) for _ in range(5)))
+    assert calls == ["a", "a", "b"]  # concurrent readers wait for one computation
+    await cache.get(("x", "x", "p"), computer("c"), final=True)
+    await cache.get(("y", "y", "p"), computer("d"), final=True)  # evicts the oldest (key)
+    await cache.get(key, computer("e"), final=True)
+    assert calls == ["a", "a", "b", "c", "d", "e"]
