@@ -213,11 +213,13 @@ async def test_state_database_restart_under_load(
             "healthz": (200, None),
             "readyz": (503, "state.unavailable"),
         }
-        # With the limiter in Redis each route meets the database itself: reading an order's
-        # uses or a key is state.unavailable; a refusal needs only its audit event.
+        # With the limiter in Redis each route meets the database itself: a dry run reads the
+        # order's uses, an auditor's or admin's key is re-read: state.unavailable. A refusal,
+        # and a disclosure (whose order is checked under the audit lock), need only their
+        # audit event: audit.unavailable.
         assert during[redis_limited.port] == {
             "decision": (503, "state.unavailable"),
-            "disclosure": (503, "state.unavailable"),
+            "disclosure": (503, "audit.unavailable"),
             "refusal": (503, "audit.unavailable"),
             "audit": (503, "state.unavailable"),
             "revocation": (503, "state.unavailable"),

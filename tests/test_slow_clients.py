@@ -130,7 +130,7 @@ async def test_silent_connections_are_closed_and_others_served(
         asyncio.gather(*(c.answer(TIMEOUT + 3) for c in crowd)),
     )
     assert all(data == b"" and took < TIMEOUT + 2 for data, took in closed)
-    assert max(latencies) < 0.5
+    assert max(latencies) < 0.75 * TIMEOUT  # answered before the slow ones were even cut
 
 
 async def test_slowloris_headers_get_408_and_others_served(server: Server) -> None:
@@ -155,7 +155,7 @@ async def test_slowloris_headers_get_408_and_others_served(server: Server) -> No
     told = [problem(data, 408) for data, _ in answers if data]
     assert len(told) >= len(conns) // 2
     assert all(p["reasons"][0]["code"] == "request.invalid" for p in told)  # type: ignore[index]
-    assert max(latencies) < 0.5
+    assert max(latencies) < 0.75 * TIMEOUT  # answered before the slow ones were even cut
 
 
 async def test_dribbled_body_is_dropped_and_others_served(server: Server) -> None:
@@ -177,7 +177,7 @@ async def test_dribbled_body_is_dropped_and_others_served(server: Server) -> Non
     )
     task.cancel()
     assert took < TIMEOUT + 2
-    assert max(latencies) < 0.5
+    assert max(latencies) < 0.75 * TIMEOUT  # answered before the slow ones were even cut
 
 
 async def test_oversized_header_block_gets_431(server: Server) -> None:

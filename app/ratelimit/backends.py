@@ -1,8 +1,9 @@
 """Where the rate limiter's counters live: Redis, or the state database.
 
 Both are fixed-window counters keyed by bucket and minute, and both cost one round trip per
-request: a Redis pipeline (``INCR`` + ``EXPIRE``), or one upsert statement. Every replica
-pointed at the same Redis or state database shares the same counts.
+count (a share of requests, see :mod:`app.ratelimit.limiter`): a Redis pipeline (``INCRBY`` +
+``EXPIRE``), or one upsert statement. Every replica pointed at the same Redis or state
+database shares the same counts.
 
 The database backend shares the state database's engine (nothing of its own to open or
 close). Its one row per caller is overwritten each minute, so the table stays as small as the
@@ -33,8 +34,8 @@ REDIS_KEY_TTL = 120
 class Counter(Protocol):
     """A shared fixed-window counter."""
 
-    async def hit(self, bucket: str, window: int) -> int:
-        """Count one request for ``bucket`` in minute ``window``; return the minute's total."""
+    async def hit(self, bucket: str, window: int, amount: int = 1) -> int:
+        """Count ``amount`` requests for ``bucket`` in minute ``window``; return the total."""
         ...
 
     async def check(self) -> None:
@@ -60,11 +61,11 @@ class RedisCounter:
             max_connections=64,
         )
 
-    async def hit(self, bucket: str, window: int) -> int:
+    async def hit(self, bucket: str, window: int, amount: int = 1) -> int:
         """One pipeline: increment the minute's key and keep it alive past the minute."""
         key = f"{self._prefix}:{bucket}:{window}"
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
+            pipe.incrby(key, amount)
             pipe.expire(key, REDIS_KEY_TTL)
             count, _ = await pipe.execute()
         return int(count)
@@ -79,7 +80,7 @@ class RedisCounter:
 
 
 class DatabaseCounter:
-    """Counters in the state database's ``rate_limits`` table: one upsert per request."""
+    """Counters in the state database's ``rate_limits`` table: one upsert per count."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._dialect = engine.dialect.name
@@ -92,13 +93,13 @@ class DatabaseCounter:
         # PostgreSQL: the upsert is its own transaction, so no BEGIN and COMMIT round trips.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def hit(self, bucket: str, window: int) -> int:
+    async def hit(self, bucket: str, window: int, amount: int = 1) -> int:
         """``INSERT … ON CONFLICT DO UPDATE … RETURNING hits``: one statement, one row lock."""
         if self._dialect == "postgresql":
             async with self._autocommit.connect() as conn:
-                return int((await conn.execute(_pg_upsert(bucket, window))).scalar_one())
+                return int((await conn.execute(_pg_upsert(bucket, window, amount))).scalar_one())
         async with self._engine.begin() as conn:
-            return int((await conn.execute(_sqlite_upsert(bucket, window))).scalar_one())
+            return int((await conn.execute(_sqlite_upsert(bucket, window, amount))).scalar_one())
 
     async def check(self) -> None:
         """A connection can be opened."""
@@ -110,27 +111,27 @@ class DatabaseCounter:
 
 
 def _counted(stmt: Any) -> Any:
-    """``stmt`` (an insert of one row) made to add one to the row when it exists."""
+    """``stmt`` (an insert of one row) made to add its hits to the row when it exists."""
     newer = LIMITS.c.window_start < stmt.excluded.window_start
     # A replica whose clock lags counts against the newer window instead of resetting it.
     return stmt.on_conflict_do_update(
         index_elements=[LIMITS.c.bucket],
         set_={
-            "hits": case((newer, 1), else_=LIMITS.c.hits + 1),
+            "hits": case((newer, stmt.excluded.hits), else_=LIMITS.c.hits + stmt.excluded.hits),
             "window_start": case((newer, stmt.excluded.window_start), else_=LIMITS.c.window_start),
         },
     ).returning(LIMITS.c.hits)
 
 
-def _sqlite_upsert(bucket: str, window: int) -> Any:
-    return _counted(sqlite.insert(LIMITS).values(bucket=bucket, window_start=window, hits=1))
+def _sqlite_upsert(bucket: str, window: int, amount: int) -> Any:
+    return _counted(sqlite.insert(LIMITS).values(bucket=bucket, window_start=window, hits=amount))
 
 
-def _pg_upsert(bucket: str, window: int) -> Any:
+def _pg_upsert(bucket: str, window: int, amount: int) -> Any:
     # The row's values come through a one-row subquery that turns synchronous_commit off for
     # this statement's own transaction (set_config(..., is_local => true)): the row lock is
     # then held for the statement only, not for a WAL flush, and a hot caller's requests do
     # not queue behind each other's disk waits. Still one statement, one round trip.
     relaxed = select(func.set_config("synchronous_commit", "off", True).label("relaxed"))
-    row = select(literal(bucket), literal(window), literal(1)).select_from(relaxed.subquery())
+    row = select(literal(bucket), literal(window), literal(amount)).select_from(relaxed.subquery())
     return _counted(postgresql.insert(LIMITS).from_select(["bucket", "window_start", "hits"], row))

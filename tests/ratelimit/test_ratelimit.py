@@ -261,6 +261,7 @@ async def test_429_and_503_answers_match_the_published_document(
     await migrate(settings)
     async with replica(settings) as (rt, c):
         key = await new_key(rt, "a", Role.AUDITOR)
+        fresh = await new_key(rt, "b", Role.AUDITOR)
         document = (await c.get("/openapi.json")).json()
         case = schemathesis.openapi.from_dict(document)["/v1/policy"]["GET"].Case()
         assert (await c.get("/v1/policy", headers=auth(key))).status_code == 200
@@ -269,7 +270,8 @@ async def test_429_and_503_answers_match_the_published_document(
         case.validate_response(limited, checks=checks)
         async with rt.state.begin() as conn:
             await conn.execute(text("DROP TABLE rate_limits"))
-        down = await c.get("/v1/policy", headers=auth(key))
+        # A caller whose minute is not yet spent needs the backend to be counted.
+        down = await c.get("/v1/policy", headers=auth(fresh))
         assert down.status_code == 503
         case.validate_response(down, checks=checks)
 
@@ -316,3 +318,23 @@ def test_serve_refuses_to_start_without_its_limiter_backend(settings: Settings) 
     assert result.exit_code != 0
     assert "refusing to start: rate limiter backend (redis) unreachable" in result.output
     assert "hunter2" not in result.output
+
+
+async def test_leased_shares_never_exceed_the_limit_across_replicas(runtime: Runtime) -> None:
+    """With a limit large enough for shares (2% each), replicas count a share at a time: the
+    limit across them all still holds, and at most one unused share per other replica is
+    refused early."""
+    counter = DatabaseCounter(runtime.state)
+    now = [6000.0]
+    replicas = [RateLimiter(counter, 500, clock=lambda: now[0]) for _ in range(3)]
+    assert replicas[0].lease == 10
+    admitted = 0
+    for i in range(800):
+        try:
+            await replicas[i % 3].hit(CALLER)
+        except RateLimited:
+            continue
+        admitted += 1
+    assert 500 - 2 * replicas[0].lease <= admitted <= 500
+    now[0] += 60  # a new minute: shares start again
+    await replicas[0].hit(CALLER)
