@@ -423,25 +423,14 @@ def demo(directory: Path, port: int, no_serve: bool) -> None:
     if no_serve:
         return
     preflight(settings)
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None and name in _DEMO_ENV:
-            os.environ[f"BULWARK_{name.upper()}"] = (
-                ",".join(sorted(value)) if isinstance(value, list) else str(value)
-            )
+    # The worker processes read their settings from the environment: hand them exactly
+    # what the demo chose.
+    chosen = settings.model_dump(mode="json", include=settings.model_fields_set)
+    for name, value in chosen.items():
+        os.environ[f"BULWARK_{name.upper()}"] = (
+            ",".join(sorted(value)) if isinstance(value, list) else str(value)
+        )
     _serve(settings)
-
-
-_DEMO_ENV = (
-    "data_dir",
-    "database_url",
-    "records_url",
-    "records_mapping",
-    "trust_store",
-    "jurisdictions",
-    "port",
-    "host",
-    "environment",
-)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,7 +42,7 @@ def demo_settings(directory: Path, *, port: int = 8080) -> Settings:
         records_url=f"sqlite:///{directory / 'demo-records.db'}",
         records_mapping=BUNDLED_DEMO_MAPPING,
         trust_store=directory / "trust-store.json",
-        policy=BUNDLED_POLICY,
+        policy=directory / "policy.toml",
         jurisdictions=frozenset({DEMO_JURISDICTION}),
         port=port,
         environment="development",
@@ -64,12 +64,23 @@ def prepare_demo(directory: Path, *, port: int, environ: Mapping[str, str]) -> t
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ".bulwark-demo").write_text("This folder holds a Bulwark demo.\n")
     settings = demo_settings(directory, port=port)
+    _policy(settings.policy)
     _records(directory)
     private_pem = _issuer(settings)
     _state(settings)
     requester, auditor = _callers(settings)
     permit_token = _token(private_pem, jti_suffix="permit")
     return settings, _instructions(settings, requester, auditor, permit_token)
+
+
+def _policy(path: Path) -> None:
+    """The bundled policy, with the transparency page public so the demo can show it."""
+    text = BUNDLED_POLICY.read_text()
+    public = text.replace("[transparency]\npublic = false", "[transparency]\npublic = true", 1)
+    if public == text:
+        raise DemoRefused("the bundled policy has no [transparency] section to make public")
+    header = "# The demo's policy: the bundled one, with the transparency page made public.\n"
+    path.write_text(header + public)
 
 
 def _records(directory: Path) -> None:
@@ -193,6 +204,8 @@ def _instructions(settings: Settings, requester: str, auditor: str, token: str) 
         "",
         "# 3. The audit log verifies:",
         _curl(f"{base}/v1/audit/verify", auditor),
+        "",
+        f"# 4. The public transparency report: open {base}/transparency in a browser.",
         "",
         f"requester key: {requester}",
         f"auditor key:   {auditor}",

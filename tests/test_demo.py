@@ -66,6 +66,10 @@ def test_demo_serves_and_its_curl_commands_work(tmp_path: Path) -> None:
         assert denied["status"] == 403
         assert [r["code"] for r in denied["reasons"]] == ["scope.patron"]
         assert verified["ok"] is True
+        page = httpx.get(f"http://127.0.0.1:{port}/transparency", timeout=10)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "<svg" in page.text
     finally:
         process.terminate()
         process.wait(20)
