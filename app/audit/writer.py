@@ -42,7 +42,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit.chain import canonical, chain_hash
@@ -165,23 +165,40 @@ class AuditWriter:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            started = time.perf_counter()
             try:
-                results = await self._commit(batch)
-            except Exception as exc:  # any failure: nothing in this batch stands
-                logger.error("audit append failed", extra={"error_type": type(exc).__name__})
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(AuditUnavailable())
-            else:
-                for pending, result in zip(batch, results, strict=True):
-                    if not pending.future.done():
-                        pending.future.set_result(result)
-                if self._observe is not None:
-                    self._observe(time.perf_counter() - started, len(batch))
+                await self._write(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        """Commit ``batch``; if it fails, commit its entries one by one.
+
+        A failed transaction leaves nothing behind, so retrying entry by entry is safe: an
+        entry the database refuses on its own (bad data) then fails alone, and the requests
+        that shared its batch are still answered. When the database itself is down, every
+        entry fails and is answered with AuditUnavailable.
+        """
+        started = time.perf_counter()
+        try:
+            results = await self._commit(batch)
+        except Exception as exc:  # nothing in this batch stands
+            logger.error("audit append failed", extra={"error_type": type(exc).__name__})
+            if len(batch) > 1 and not _unreachable(exc):
+                for pending in batch:
+                    pending.refused.clear()
+                    pending.uses = None
+                    await self._write([pending])
+                return
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(AuditUnavailable())
+            return
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+        if self._observe is not None:
+            self._observe(time.perf_counter() - started, len(batch))
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Appended]:
         conn, seq, prev = await self._begin()
@@ -262,6 +279,13 @@ class AuditWriter:
             await conn.execute(insert(DISCLOSURES), disclosures)
         await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
         return results
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The database itself failed (down, dropped, timed out), not one entry's data."""
+    if isinstance(exc, OperationalError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:

@@ -37,8 +37,11 @@ class Instrument(StrEnum):
     INFORMAL_REQUEST = "informal_request"
 
 
-PatronId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+#: No control characters (NUL above all, which PostgreSQL text cannot hold): a claim that is
+#: stored in the state database must not be able to fail the audit transaction it rides in.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+PatronId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_PRINTABLE)]
 
 
 class OrderScope(BaseModel):
@@ -79,7 +82,7 @@ class OrderClaims(BaseModel):
     jti: ShortText
     case: ShortText
     court: ShortText
-    jurisdiction: Annotated[str, StringConstraints(min_length=2, max_length=32)]
+    jurisdiction: Annotated[str, StringConstraints(min_length=2, max_length=32, pattern=_PRINTABLE)]
     instrument: Instrument
     good_cause: bool
     scope: OrderScope

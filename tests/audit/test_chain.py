@@ -260,3 +260,25 @@ async def make_writable(engine: AsyncEngine) -> None:
         else:
             await conn.execute(text("DROP TRIGGER audit_blocked ON audit_events"))
             await conn.execute(text("DROP FUNCTION audit_blocked()"))
+
+
+async def test_an_entry_the_database_refuses_fails_alone(
+    engine: AsyncEngine, writer: AuditWriter
+) -> None:
+    """One poisoned entry in a batch must not take the other requests' events down with it."""
+    from app.core.problems import AuditUnavailable
+
+    async def poison(conn: object) -> None:
+        raise ValueError("refused by the database")
+
+    results = await asyncio.gather(
+        *(writer.append(entry(i)) for i in range(5)),
+        writer.append(Entry(kind="client", effect="info", body={"v": 1}, apply=poison)),
+        *(writer.append(entry(i)) for i in range(5, 10)),
+        return_exceptions=True,
+    )
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1
+    assert isinstance(failed[0], AuditUnavailable)
+    assert sorted(r.seq for r in results if not isinstance(r, BaseException)) == list(range(1, 11))
+    assert (await service.verify_chain(engine)).ok

@@ -129,6 +129,8 @@ ATTACKS: dict[str, tuple[Callable[[CourtKey], str], set[str]]] = {
         {"order.lifetime_exceeded"},
     ),
     "missing jti": (lambda k: signed(k, claims(jti=OMIT)), {"order.claims_invalid"}),
+    "jti with a NUL": (lambda k: signed(k, claims(jti="order\x00one")), {"order.claims_invalid"}),
+    "case with a newline": (lambda k: signed(k, claims(case="2026\nCR")), {"order.claims_invalid"}),
     "missing case": (lambda k: signed(k, claims(case=OMIT)), {"order.claims_invalid"}),
     "missing scope": (lambda k: signed(k, claims(scope=OMIT)), {"order.claims_invalid"}),
     "missing instrument": (lambda k: signed(k, claims(instrument=OMIT)), {"order.claims_invalid"}),
