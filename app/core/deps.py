@@ -25,8 +25,12 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The process's runtime (engines, keys, policy, store), built by the lifespan."""
+async def get_runtime(request: Request) -> Runtime:
+    """The process's runtime (engines, keys, policy, store), built by the lifespan.
+
+    ``async`` on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
+    hop on every request.
+    """
     runtime: Runtime = request.app.state.runtime
     return runtime
 
