@@ -84,8 +84,10 @@ class Entry:
     ``caller_id`` is set the caller's key must still be active; when ``order`` is set the
     order must not be revoked; ``use`` consumes one use; ``disclosure`` is the row recorded
     with a permit that stands; ``apply`` makes the change the event records (a revocation, a
-    client key) in the same transaction. ``apply`` must not fail for reasons of its own
-    entry alone, since a failure fails the whole batch (its callers check first).
+    client key) in the same transaction, and only when the entry stands; ``always`` is written
+    even when the entry is turned into a refusal under the lock (a legal hold: the order was
+    evaluated either way). A write that fails fails the batch, which is then retried entry by
+    entry, so it fails alone.
     """
 
     kind: str
@@ -96,6 +98,7 @@ class Entry:
     use: UseClaim | None = None
     disclosure: dict[str, Any] | None = None
     apply: Callable[[AsyncConnection], Awaitable[None]] | None = None
+    always: Callable[[AsyncConnection], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +252,8 @@ class AuditWriter:
         results: list[Appended] = []
         for pending in batch:
             facts.recheck(pending)
+            if pending.entry.always is not None:
+                await pending.entry.always(conn)
             if pending.entry.apply is not None and not pending.refused:
                 await pending.entry.apply(conn)
                 facts.applied(pending.entry)

@@ -30,7 +30,7 @@ from app.core.problems import (
 from app.core.reasons import Reason, message_of
 from app.disclosures.cursor import CursorState
 from app.disclosures.schemas import DisclosureRequest
-from app.holds.service import Apply, combine, hold_apply
+from app.holds.service import Apply, hold_apply
 from app.notices.service import notice_apply
 from app.orders.approvals import ApprovalCheck
 from app.orders.checks import OrderCheck
@@ -349,9 +349,10 @@ async def _release(
             "period_to": obligations.period.end.isoformat(),
             "record_count": sum(len(v) for v in records.values()),
         },
-        # The hold, and (on a first page) the patron's notice, stand or fall with the permit.
-        apply=combine(
-            _hold(runtime, ev),
+        # The hold stands even if the permit is refused under the lock (the order was
+        # evaluated); the patron's notice (on a first page) stands or falls with the permit.
+        always=_hold(runtime, ev),
+        apply=(
             None
             if cursor
             else notice_apply(
@@ -361,7 +362,7 @@ async def _release(
                 categories=list(records),
                 period=obligations.period,
                 now=utcnow(),
-            ),
+            )
         ),
     )
     appended = await runtime.audit.append(entry)

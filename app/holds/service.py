@@ -149,17 +149,3 @@ def _hold_json(row: Any) -> dict[str, Any]:
         "created_at": _as_utc(row.created_at).isoformat(),
     }
 
-
-def combine(*applies: Apply | None) -> Apply | None:
-    """One audit-transaction write that runs each given write in turn (None when none)."""
-    steps = [a for a in applies if a is not None]
-    if not steps:
-        return None
-    if len(steps) == 1:
-        return steps[0]
-
-    async def apply(conn: AsyncConnection) -> None:
-        for step in steps:
-            await step(conn)
-
-    return apply

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from app.core.config import Settings
 from app.holds import service
 from app.holds.models import LegalHold
+from app.notices.models import Notice
 from app.orders.issuing import generate_key_pair, issue_order, make_claims
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from app.runtime import Runtime, build_runtime
@@ -21,6 +22,7 @@ from tests.conftest import COURT_ISS, COURT_KID, auth, migrate
 
 Token = Callable[..., str]
 HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
+NOTICES = Notice.__table__  # type: ignore[attr-defined]
 PATRONS = [DEMO_PATRON, OTHER_PATRON]
 
 
@@ -86,6 +88,27 @@ async def test_a_dry_run_and_a_refusal_hold_too(
     # The same order again adds nothing.
     await client.post("/v1/decisions", json=body(evaluated), headers=auth(keys["auditor"]))
     assert await hold_rows(runtime) == 3
+
+
+async def test_a_permit_refused_under_the_audit_lock_still_holds(
+    client: httpx.AsyncClient, keys: dict[str, str], order_token: Token, runtime: Runtime
+) -> None:
+    # Revoked before this process ever saw the order: the permit path does not read the
+    # order's state, so the refusal comes from the re-check under the audit lock.
+    token = held_order(order_token, jti="revoked-unseen")
+    r = await client.post(
+        "/v1/orders/revocations",
+        json={"iss": COURT_ISS, "jti": "revoked-unseen", "reason": "vacated"},
+        headers=auth(keys["admin"]),
+    )
+    assert r.status_code == 200
+    r = await client.post("/v1/disclosures", json=body(token), headers=auth(keys["requester"]))
+    assert (r.status_code, r.json()["reasons"][0]["code"]) == (403, "order.revoked")
+    assert await hold_rows(runtime) == len(PATRONS)
+    # The notice, unlike the hold, fell with the permit.
+    async with runtime.state.connect() as conn:
+        notices = (await conn.execute(select(func.count()).select_from(NOTICES))).scalar_one()
+    assert notices == 0
 
 
 @pytest.mark.parametrize(
