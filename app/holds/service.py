@@ -148,4 +148,3 @@ def _hold_json(row: Any) -> dict[str, Any]:
         "order": {"iss": row.iss, "jti": row.jti},
         "created_at": _as_utc(row.created_at).isoformat(),
     }
-
