@@ -15,6 +15,13 @@ from pathlib import Path
 
 import httpx
 
+from app.audit.service import VerifyResult, list_events, verify_chain
+from app.audit.writer import AuditWriter
+from app.callers.models import Role
+from app.callers.service import add_client
+from app.core.config import Settings
+from app.core.database import create_engine
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -91,3 +98,45 @@ def servers(settings_env: Mapping[str, str], log_dir: Path, count: int) -> Itera
     finally:
         for s in started:
             s.stop()
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a `bulwark serve` process use ``settings``."""
+    return {
+        "BULWARK_DATA_DIR": str(settings.data_dir),
+        "BULWARK_DATABASE_URL": settings.state_url,
+        "BULWARK_RECORDS_URL": settings.store_url,
+        "BULWARK_TRUST_STORE": str(settings.trust_store),
+        "BULWARK_JURISDICTIONS": ",".join(sorted(settings.jurisdictions)),
+        "BULWARK_ENVIRONMENT": "test",
+        **extra,
+    }
+
+
+async def provision(settings: Settings, prefix: str) -> dict[str, str]:
+    """Migrate the state database and create a key per role (named ``prefix-role``)."""
+    from tests.conftest import migrate
+
+    await migrate(settings)
+    engine = create_engine(settings.state_url)
+    writer = AuditWriter(engine)
+    writer.start()
+    try:
+        return {
+            role.value: (await add_client(engine, f"{prefix}-{role.value}", role, audit=writer))[1]
+            for role in Role
+        }
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def chain_and_events(state_url: str) -> tuple[VerifyResult, dict[int, str]]:
+    """The chain's verdict, and every event's hash by sequence number."""
+    engine = create_engine(state_url)
+    try:
+        verdict = await verify_chain(engine)
+        events = {e["seq"]: e["hash"] for e in await list_events(engine, after=0, limit=100_000)}
+    finally:
+        await engine.dispose()
+    return verdict, events

@@ -17,17 +17,11 @@ import asyncpg
 import httpx
 import pytest
 
-from app.audit import service as audit_service
-from app.audit.writer import AuditWriter
-from app.callers.models import Role
-from app.callers.service import add_client
-from app.core.config import Settings
-from app.core.database import create_engine
 from app.records.demo import DEMO_PATRON
 from tests.chaos import HTTP_MAPPING, HangingRecordsApi, private_postgres
-from tests.conftest import COURT_ISS, JURISDICTION, auth, migrate
+from tests.conftest import COURT_ISS, auth
 from tests.databases import require
-from tests.servers import Server, start_server
+from tests.servers import Server, chain_and_events, provision, settings_env, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -48,34 +42,6 @@ def request(token: str | None) -> dict[str, Any]:
         "from": "2026-01-01",
         "to": "2026-06-30",
         "court_order": token,
-    }
-
-
-async def provision(settings: Settings) -> dict[str, str]:
-    """Migrate the state database and create a key per role."""
-    await migrate(settings)
-    engine = create_engine(settings.state_url)
-    writer = AuditWriter(engine)
-    writer.start()
-    try:
-        return {
-            role.value: (await add_client(engine, f"chaos-{role.value}", role, audit=writer))[1]
-            for role in Role
-        }
-    finally:
-        await writer.close()
-        await engine.dispose()
-
-
-def env_of(settings: Settings, **extra: str) -> dict[str, str]:
-    return {
-        "BULWARK_DATA_DIR": str(settings.data_dir),
-        "BULWARK_DATABASE_URL": settings.state_url,
-        "BULWARK_RECORDS_URL": settings.store_url,
-        "BULWARK_TRUST_STORE": str(settings.trust_store),
-        "BULWARK_JURISDICTIONS": JURISDICTION,
-        "BULWARK_ENVIRONMENT": "test",
-        **extra,
     }
 
 
@@ -170,11 +136,11 @@ async def test_state_database_restart_under_load(
         await conn.execute("CREATE DATABASE bulwark")
         await conn.close()
         settings = make_settings(database_url=pg.url("bulwark"))
-        keys = await provision(settings)
+        keys = await provision(settings, "chaos")
         token = order_token(patrons=[DEMO_PATRON], max_uses=1000)
-        db_limited = start_server(env_of(settings), tmp_path, name="db-limiter")
+        db_limited = start_server(settings_env(settings), tmp_path, name="db-limiter")
         redis_limited = start_server(
-            env_of(
+            settings_env(
                 settings,
                 BULWARK_RATE_LIMIT_BACKEND="redis",
                 BULWARK_REDIS_URL="redis://127.0.0.1:6379/0",
@@ -248,15 +214,7 @@ async def test_state_database_restart_under_load(
         assert outcomes[(503, "state.unavailable")] > 0
 
         # One whole chain, and every 200 has its event exactly as answered.
-        engine = create_engine(settings.state_url)
-        try:
-            verdict = await audit_service.verify_chain(engine)
-            events = {
-                e["seq"]: e["hash"]
-                for e in await audit_service.list_events(engine, after=0, limit=100_000)
-            }
-        finally:
-            await engine.dispose()
+        verdict, events = await chain_and_events(settings.state_url)
         assert verdict.ok, verdict
         assert all(events[p["seq"]] == p["hash"] for p in load.permits)
 
@@ -271,8 +229,8 @@ async def test_hanging_store_is_503_within_the_timeout_and_others_are_served(
     mapping.write_text(HTTP_MAPPING)
     with HangingRecordsApi() as api:
         settings = make_settings(records_url=api.url, records_mapping=mapping)
-        keys = await provision(settings)
-        env = env_of(
+        keys = await provision(settings, "chaos")
+        env = settings_env(
             settings,
             BULWARK_RECORDS_MAPPING=str(mapping),
             BULWARK_RECORDS_TIMEOUT_SECONDS="1",

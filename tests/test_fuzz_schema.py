@@ -24,16 +24,13 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app.audit.writer import AuditWriter
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.config import Settings
-from app.core.database import create_engine
 from app.main import create_app
 from app.orders.issuing import issue_order, make_claims
 from app.records.demo import DEMO_PATRON
-from tests.conftest import COURT_ISS, COURT_KID, JURISDICTION, auth, migrate
-from tests.servers import Server, start_server
+from tests.conftest import COURT_ISS, COURT_KID, JURISDICTION, auth
+from tests.servers import Server, provision, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -61,21 +58,6 @@ class Target:
     reached: dict[str, bool] = field(default_factory=dict)
 
 
-async def _keys(settings: Settings) -> dict[str, str]:
-    await migrate(settings)
-    engine = create_engine(settings.state_url)
-    writer = AuditWriter(engine)
-    writer.start()
-    try:
-        return {
-            role.value: (await add_client(engine, f"fuzz-{role.value}", role, audit=writer))[1]
-            for role in Role
-        }
-    finally:
-        await writer.close()
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def target(
     tmp_path_factory: pytest.TempPathFactory,
@@ -93,7 +75,7 @@ def target(
         environment="test",
         rate_limit_per_minute=1_000_000,
     )
-    keys = asyncio.run(_keys(settings))
+    keys = asyncio.run(provision(settings, "fuzz"))
     env = {
         "BULWARK_DATA_DIR": str(settings.data_dir),
         "BULWARK_DATABASE_URL": settings.state_url,

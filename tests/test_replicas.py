@@ -15,43 +15,21 @@ import pytest
 from app.audit import service as audit_service
 from app.audit.writer import AuditWriter
 from app.callers.models import Role
-from app.callers.service import add_client, revoke_client
+from app.callers.service import revoke_client
 from app.core.config import Settings
 from app.core.database import create_engine
 from app.records.demo import DEMO_PATRON
-from tests.conftest import auth, migrate
-from tests.servers import Server, servers
+from tests.conftest import auth
+from tests.servers import Server, chain_and_events, provision, servers, settings_env
 
 pytestmark = pytest.mark.slow
 
 Token = Callable[..., str]
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    return {
-        "BULWARK_DATA_DIR": str(settings.data_dir),
-        "BULWARK_DATABASE_URL": settings.state_url,
-        "BULWARK_RECORDS_URL": settings.store_url,
-        "BULWARK_TRUST_STORE": str(settings.trust_store),
-        "BULWARK_JURISDICTIONS": ",".join(settings.jurisdictions),
-        "BULWARK_ENVIRONMENT": "test",
-    }
-
-
 @pytest.fixture
 async def deployment(settings: Settings) -> tuple[Settings, dict[str, str]]:
-    await migrate(settings)
-    engine = create_engine(settings.state_url)
-    writer = AuditWriter(engine)
-    writer.start()
-    keys = {}
-    try:
-        for role in Role:
-            _, keys[role.value] = await add_client(engine, f"rep-{role.value}", role, audit=writer)
-    finally:
-        await writer.close()
-        await engine.dispose()
-    return settings, keys
+    return settings, await provision(settings, "rep")
 
 
 def body(token: str) -> dict[str, Any]:
@@ -185,15 +163,7 @@ async def test_sigkill_during_a_burst_leaves_a_whole_chain(
             assert r.status_code == 200
             ok.append(r.json()["audit"])
         assert len(ok) == after + 1
-    engine = create_engine(settings.state_url)
-    try:
-        verdict = await audit_service.verify_chain(engine)
-        events = {
-            e["seq"]: e["hash"]
-            for e in await audit_service.list_events(engine, after=0, limit=1000)
-        }
-    finally:
-        await engine.dispose()
+    verdict, events = await chain_and_events(settings.state_url)
     assert verdict.ok, verdict
     assert len(ok) > 10
     for audit in ok:  # every 200 has its event, exactly as answered
