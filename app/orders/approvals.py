@@ -32,11 +32,11 @@ from app.orders.issuing import sign_compact
 from app.orders.models import ShortText
 from app.orders.tokens import (
     _header_failures,
-    _jose_key,
     _parse_compact,
     _signature_ok,
-    _VerifyingKey,
     registered_claim_failures,
+    resolve_key,
+    wrap_keys,
 )
 from app.orders.trust import IssuerRegistry
 
@@ -126,7 +126,7 @@ class ApprovalVerifier:
         self._skew = clock_skew_seconds
         self._max_life = max_lifetime_days * 86400
         self._max_bytes = max_token_bytes
-        self._keys = {(k.iss, k.kid): _VerifyingKey(k, _jose_key(k)) for k in counsel.keys}
+        self._keys = wrap_keys(counsel)
 
     def verify(self, token: str, now: dt.datetime) -> ApprovalCheck:
         """Check ``token`` at ``now`` (timezone-aware); never raises for a bad token."""
@@ -136,7 +136,7 @@ class ApprovalVerifier:
         if parsed is None:
             return _refused([Reason.ORDER_MALFORMED])
         failures = _header_failures(parsed.header, self._allowed, APPROVAL_TYP)
-        key = self._key(parsed.header, parsed.payload, failures)
+        _, key = resolve_key(parsed, self._counsel, self._keys, self._allowed, failures)
         if key is None:
             return _refused(failures)
         if not _signature_ok(token, key):
@@ -145,22 +145,6 @@ class ApprovalVerifier:
         if failures or claims is None:
             return _refused(failures)
         return ApprovalCheck((claims.order.iss, claims.order.jti), claims.iss, ())
-
-    def _key(
-        self, header: dict[str, Any], payload: dict[str, Any], failures: list[Reason]
-    ) -> _VerifyingKey | None:
-        iss, kid = payload.get("iss"), header.get("kid")
-        if not isinstance(iss, str) or self._counsel.issuer(iss) is None:
-            failures.append(Reason.ORDER_UNTRUSTED_ISSUER)
-            return None
-        key = self._keys.get((iss, kid)) if isinstance(kid, str) else None
-        if key is None:
-            failures.append(Reason.ORDER_UNKNOWN_KEY)
-            return None
-        if header.get("alg") != key.trusted.alg or key.trusted.alg not in self._allowed:
-            failures.append(Reason.ORDER_ALGORITHM_REJECTED)
-            return None
-        return key
 
     def _claims(
         self, payload: dict[str, Any], now: float, failures: list[Reason]

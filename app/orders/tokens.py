@@ -40,6 +40,7 @@ from app.core.reasons import Reason
 from app.orders.checks import OrderCheck, TrustedIssuer
 from app.orders.models import OrderClaims
 from app.orders.trust import (
+    IssuerRegistry,
     TrustedKey,
     TrustStore,
     b64url_decode,
@@ -103,10 +104,7 @@ class OrderVerifier:
         self._skew = clock_skew_seconds
         self._max_lifetime = max_lifetime_days * 86400
         self._max_bytes = max_token_bytes
-        # Wrapped once here, so that a request does no key parsing at all.
-        self._keys = {
-            (key.iss, key.kid): _VerifyingKey(key, _jose_key(key)) for key in trust.courts.keys
-        }
+        self._keys = wrap_keys(trust.courts)
 
     def verify(self, token: str, now: datetime) -> OrderCheck:
         """Check ``token`` at time ``now`` (timezone-aware) and report every failure found.
@@ -136,21 +134,7 @@ class OrderVerifier:
         self, parsed: _Parsed, failures: list[Reason]
     ) -> tuple[TrustedIssuer | None, _VerifyingKey | None]:
         """Find the issuer and its key named by the token, adding any failure to ``failures``."""
-        iss, kid = parsed.payload.get("iss"), parsed.header.get("kid")
-        issuer = self._trust.issuer(iss) if isinstance(iss, str) else None
-        if issuer is None:
-            failures.append(Reason.ORDER_UNTRUSTED_ISSUER)
-            return None, None
-        key = self._keys.get((issuer.iss, kid)) if isinstance(kid, str) else None
-        if key is None:
-            _add(failures, Reason.ORDER_UNKNOWN_KEY)
-            return issuer, None
-        alg = parsed.header.get("alg")
-        if alg != key.trusted.alg or alg not in self._allowed:
-            # A key is used only with its own algorithm, and only if this deployment allows it.
-            _add(failures, Reason.ORDER_ALGORITHM_REJECTED)
-            return issuer, None
-        return issuer, key
+        return resolve_key(parsed, self._trust.courts, self._keys, self._allowed, failures)
 
     def _claims(
         self, payload: dict[str, Any], now: float, failures: list[Reason]
@@ -167,6 +151,39 @@ class OrderVerifier:
         for reason in found:
             _add(failures, reason)
         return claims
+
+
+def wrap_keys(registry: IssuerRegistry) -> dict[tuple[str, str], _VerifyingKey]:
+    """Every key of ``registry``, wrapped for python-jose once, so that a request parses none."""
+    return {(key.iss, key.kid): _VerifyingKey(key, _jose_key(key)) for key in registry.keys}
+
+
+def resolve_key(
+    parsed: _Parsed,
+    registry: IssuerRegistry,
+    keys: dict[tuple[str, str], _VerifyingKey],
+    allowed: frozenset[str],
+    failures: list[Reason],
+) -> tuple[TrustedIssuer | None, _VerifyingKey | None]:
+    """The issuer and key a token names, from ``registry`` only; failures go to ``failures``.
+
+    The token never chooses how it is checked: the key is found by (iss, kid) among the trusted
+    ones, and used only with its own algorithm, and only if this deployment allows it.
+    """
+    iss, kid = parsed.payload.get("iss"), parsed.header.get("kid")
+    issuer = registry.issuer(iss) if isinstance(iss, str) else None
+    if issuer is None:
+        _add(failures, Reason.ORDER_UNTRUSTED_ISSUER)
+        return None, None
+    key = keys.get((issuer.iss, kid)) if isinstance(kid, str) else None
+    if key is None:
+        _add(failures, Reason.ORDER_UNKNOWN_KEY)
+        return issuer, None
+    alg = parsed.header.get("alg")
+    if alg != key.trusted.alg or alg not in allowed:
+        _add(failures, Reason.ORDER_ALGORITHM_REJECTED)
+        return issuer, None
+    return issuer, key
 
 
 def registered_claim_failures(
