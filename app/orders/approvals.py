@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from app.core.config import ASYMMETRIC_ALGORITHMS
 from app.core.reasons import Reason
 from app.orders.issuing import sign_compact
-from app.orders.models import ShortText
+from app.orders.models import ShortText, numeric_date
 from app.orders.tokens import (
     _header_failures,
     _parse_compact,
@@ -66,12 +66,7 @@ class ApprovalClaims(BaseModel):
     jti: ShortText
     order: ApprovedOrder
 
-    @field_validator("iat", "exp", "nbf", mode="before")
-    @classmethod
-    def _numeric_date(cls, value: object) -> object:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError("a NumericDate must be an integer")
-        return value
+    _numeric_dates = field_validator("iat", "exp", "nbf", mode="before")(numeric_date)
 
 
 @dataclass(frozen=True, slots=True)

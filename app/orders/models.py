@@ -44,6 +44,14 @@ PatronId = Annotated[str, StringConstraints(min_length=1, max_length=128, patter
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_PRINTABLE)]
 
 
+def numeric_date(value: object) -> object:
+    """A JWT NumericDate: an integer. ``bool`` is an int in Python and a string is not a
+    NumericDate: both are refused."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError("a NumericDate must be an integer")
+    return value
+
+
 class OrderScope(BaseModel):
     """``scope``: what an order reaches."""
 
@@ -89,13 +97,7 @@ class OrderClaims(BaseModel):
     max_uses: int = Field(default=1, ge=1, le=1000)
     nondisclosure_until: dt.date | None = None
 
-    @field_validator("iat", "exp", "nbf", mode="before")
-    @classmethod
-    def _numeric_date(cls, value: object) -> object:
-        # bool is an int in Python; a string is not a NumericDate: refuse both.
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError("a NumericDate must be an integer")
-        return value
+    _numeric_dates = field_validator("iat", "exp", "nbf", mode="before")(numeric_date)
 
     @field_validator("good_cause", mode="before")
     @classmethod
