@@ -70,7 +70,8 @@ async def evaluate_request(
     what this process already knows (:class:`~app.orders.service.SpentOrders`). The disclosure
     path does so for speed: the audit transaction re-checks both under the chain's lock before
     anything is released, so a stale view can only turn a permit into a refusal, never the
-    reverse. Dry runs and refusals read the state, so their reasons are complete.
+    reverse. A refusal of a verified order then reads the state after all, so that it lists
+    every reason that applies; the token and any approval are verified once either way.
     """
     _check_categories(runtime, body.categories)
     access = AccessRequest(
@@ -82,20 +83,28 @@ async def evaluate_request(
     )
     check = runtime.verifier.verify(body.court_order, now) if body.court_order else None
     claims = check.claims if check else None
+    approval = _approval(runtime, body, now)
+
+    def decide(state: OrderState) -> Decision:
+        return evaluate(
+            access,
+            check,
+            # A continuation rides on the use its first page consumed.
+            OrderState(revoked=state.revoked, uses=0) if continuation else state,
+            runtime.policy,
+            jurisdictions=runtime.settings.jurisdictions,
+            mapping_fields=runtime.store.fields(),
+            now=now,
+            approval=approval,
+        )
+
     state = (
         await _order_state(runtime, claims) if read_state else runtime.spent_orders.state(claims)
     )
-    decision = evaluate(
-        access,
-        check,
-        # A continuation rides on the use its first page consumed.
-        OrderState(revoked=state.revoked, uses=0) if continuation else state,
-        runtime.policy,
-        jurisdictions=runtime.settings.jurisdictions,
-        mapping_fields=runtime.store.fields(),
-        now=now,
-        approval=_approval(runtime, body, now),
-    )
+    decision = decide(state)
+    if not read_state and claims is not None and not decision.permitted:
+        state = await _order_state(runtime, claims)
+        decision = decide(state)
     return Evaluated(access, check, decision, runtime.pseudonymize(body.patron_id), state.uses)
 
 
@@ -233,9 +242,6 @@ async def disclose(
     ev = await evaluate_request(
         runtime, body, now=now, continuation=cursor is not None, read_state=cursor is not None
     )
-    if not ev.decision.permitted and ev.check is not None and ev.check.claims is not None:
-        # A refusal lists every reason that applies: read the order's state after all.
-        ev = await evaluate_request(runtime, body, now=now, continuation=cursor is not None)
     if cursor is not None:
         _check_cursor(cursor, ev, body)
     base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))

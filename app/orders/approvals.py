@@ -26,7 +26,6 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from app.core.config import ASYMMETRIC_ALGORITHMS
 from app.core.reasons import Reason
 from app.orders.issuing import sign_compact
 from app.orders.models import ShortText, numeric_date
@@ -34,6 +33,7 @@ from app.orders.tokens import (
     _header_failures,
     _parse_compact,
     _signature_ok,
+    check_verifier_settings,
     registered_claim_failures,
     resolve_key,
     wrap_keys,
@@ -113,8 +113,9 @@ class ApprovalVerifier:
         max_lifetime_days: int,
         max_token_bytes: int = 16384,
     ) -> None:
-        if not allowed_algorithms or set(allowed_algorithms) - ASYMMETRIC_ALGORITHMS:
-            raise ValueError("allowed_algorithms must be asymmetric")
+        check_verifier_settings(
+            allowed_algorithms, clock_skew_seconds, max_lifetime_days, max_token_bytes
+        )
         self._counsel = counsel
         self._audience = audience
         self._allowed = frozenset(allowed_algorithms)

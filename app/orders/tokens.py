@@ -93,11 +93,9 @@ class OrderVerifier:
         max_lifetime_days: int,
         max_token_bytes: int = 16384,
     ) -> None:
-        refused = set(allowed_algorithms) - ASYMMETRIC_ALGORITHMS
-        if refused or not allowed_algorithms:
-            raise ValueError(f"allowed_algorithms must be asymmetric; refused: {sorted(refused)}")
-        if clock_skew_seconds < 0 or max_lifetime_days <= 0 or max_token_bytes <= 0:
-            raise ValueError("skew must be >= 0; lifetime and token size must be positive")
+        check_verifier_settings(
+            allowed_algorithms, clock_skew_seconds, max_lifetime_days, max_token_bytes
+        )
         self._trust = trust
         self._audience = audience
         self._allowed = frozenset(allowed_algorithms)
@@ -151,6 +149,20 @@ class OrderVerifier:
         for reason in found:
             _add(failures, reason)
         return claims
+
+
+def check_verifier_settings(
+    allowed_algorithms: Collection[str],
+    clock_skew_seconds: int,
+    max_lifetime_days: int,
+    max_token_bytes: int,
+) -> None:
+    """Refuse a verifier configured to accept what it must not (a programming error)."""
+    refused = set(allowed_algorithms) - ASYMMETRIC_ALGORITHMS
+    if refused or not allowed_algorithms:
+        raise ValueError(f"allowed_algorithms must be asymmetric; refused: {sorted(refused)}")
+    if clock_skew_seconds < 0 or max_lifetime_days <= 0 or max_token_bytes <= 0:
+        raise ValueError("skew must be >= 0; lifetime and token size must be positive")
 
 
 def wrap_keys(registry: IssuerRegistry) -> dict[tuple[str, str], _VerifyingKey]:
