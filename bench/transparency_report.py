@@ -35,8 +35,8 @@ from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.core import migrations
 from app.core.config import BUNDLED_POLICY
 from app.core.database import create_engine
-from app.holds.service import combine, hold_apply
-from app.notices.service import notice_apply
+from app.holds.service import hold_rows
+from app.notices.service import notice_row
 from app.orders.issuing import make_claims
 from app.orders.models import OrderClaims
 from app.policy.decision import Period
@@ -65,18 +65,15 @@ def _entry(n: int, with_writes: bool) -> Entry:
         make_claims(jti=f"bench-{with_writes}-{n}", patrons=[f"P{n:06d}-{i}" for i in range(5)])
     )
     disclosure_id = str(uuid.UUID(int=n + (1 << 64 if with_writes else 0)))
-    apply = None
+    notice = None
     if with_writes:
-        apply = combine(
-            hold_apply(claims, 365),
-            notice_apply(
-                disclosure_id=disclosure_id,
-                patron_id=claims.scope.patrons[0],
-                claims=claims,
-                categories=["circulation"],
-                period=Period(claims.scope.from_, claims.scope.to),
-                now=dt.datetime.now(dt.UTC),
-            ),
+        notice = notice_row(
+            disclosure_id=disclosure_id,
+            patron_id=claims.scope.patrons[0],
+            claims=claims,
+            categories=["circulation"],
+            period=Period(claims.scope.from_, claims.scope.to),
+            now=dt.datetime.now(dt.UTC),
         )
     return Entry(
         kind="disclosure",
@@ -95,7 +92,8 @@ def _entry(n: int, with_writes: bool) -> Entry:
             "period_to": "2026-06-30",
             "record_count": 3,
         },
-        apply=apply,
+        holds=hold_rows(claims, 365) if with_writes else (),
+        notice=notice,
     )
 
 

@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.audit import fastpath
 from app.audit.chain import canonical, chain_hash
 from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
@@ -52,6 +54,8 @@ from app.core.models import utcnow
 from app.core.problems import AuditUnavailable
 from app.core.reasons import Reason
 from app.disclosures.models import Disclosure
+from app.holds.service import merge_holds, place_holds
+from app.notices.models import Notice
 from app.orders.models import OrderUse, Revocation
 
 logger = logging.getLogger("bulwark.audit")
@@ -62,6 +66,7 @@ CLIENTS = Client.__table__  # type: ignore[attr-defined]
 USES = OrderUse.__table__  # type: ignore[attr-defined]
 REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
 DISCLOSURES = Disclosure.__table__  # type: ignore[attr-defined]
+NOTICES = Notice.__table__  # type: ignore[attr-defined]
 
 MAX_BATCH = 256
 APPEND_TIMEOUT_SECONDS = 15.0
@@ -83,11 +88,13 @@ class Entry:
     ``body`` is the event without ``seq`` and ``ts``, which the writer adds. When
     ``caller_id`` is set the caller's key must still be active; when ``order`` is set the
     order must not be revoked; ``use`` consumes one use; ``disclosure`` is the row recorded
-    with a permit that stands; ``apply`` makes the change the event records (a revocation, a
-    client key) in the same transaction, and only when the entry stands; ``always`` is written
-    even when the entry is turned into a refusal under the lock (a legal hold: the order was
-    evaluated either way). A write that fails fails the batch, which is then retried entry by
-    entry, so it fails alone.
+    with a permit that stands, ``notice`` the patron's notice of it; ``holds`` are the legal
+    holds the evaluated order places, written when the entry stands, or even when it is turned
+    into a refusal under the lock if ``holds_regardless`` (the order was evaluated either way);
+    ``apply`` makes the change the event records (a revocation, a client key) in the same
+    transaction, and only when the entry stands. Rows are data, so that a batch writes each
+    table once. A write that fails fails the batch, which is then retried entry by entry, so
+    it fails alone.
     """
 
     kind: str
@@ -97,8 +104,10 @@ class Entry:
     order: tuple[str, str] | None = None
     use: UseClaim | None = None
     disclosure: dict[str, Any] | None = None
+    notice: dict[str, Any] | None = None
+    holds: tuple[dict[str, Any], ...] = ()
+    holds_regardless: bool = False
     apply: Callable[[AsyncConnection], Awaitable[None]] | None = None
-    always: Callable[[AsyncConnection], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +140,11 @@ class AuditWriter:
         # Held from batch to batch: a pool checkout pings the server first (three round
         # trips on asyncpg), which would cost more than a small batch's own statements.
         self._conn: AsyncConnection | None = None
+        self._known = _Known()
+        # The single-statement append exists on PostgreSQL only (migration 0004).
+        self._single_statement = engine.dialect.name == "postgresql"
+        #: Batches appended in one statement, and under the lock (tests and diagnostics).
+        self.batches = {"single_statement": 0, "locked": 0}
 
     @property
     def running(self) -> bool:
@@ -204,14 +218,71 @@ class AuditWriter:
             self._observe(time.perf_counter() - started, len(batch))
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Appended]:
+        head = self._known.head
+        if self._single_statement and head and all(p.entry.apply is None for p in batch):
+            results = await self._commit_single(batch, head)
+            if results is not None:
+                return results
+            for pending in batch:  # decided on a stale guess: decide again, under the lock
+                pending.refused.clear()
+                pending.uses = None
+        self._known.forget()  # learnt again only from what this batch commits
         conn, seq, prev = await self._begin()
         try:
-            results = await self._append(conn, batch, seq, prev)
+            plan, facts = await self._append(conn, batch, seq, prev)
             await conn.commit()
         except BaseException:
             await self._release()  # rolls back; the next batch starts on a fresh connection
             raise
-        return results
+        self._known.learn(plan, facts)
+        self.batches["locked"] += 1
+        return plan.results
+
+    async def _commit_single(
+        self, batch: Sequence[_Pending], head: tuple[int, str]
+    ) -> list[Appended] | None:
+        """Append ``batch`` in one statement (see :mod:`app.audit.fastpath`).
+
+        None when the guess was stale or the statement failed: nothing was written, and the
+        caller appends the batch under the lock, which also settles whether the database is
+        reachable at all.
+        """
+        facts = self._known.assume(batch)
+        before = dict(facts.uses)
+        plan = await _decide(batch, facts, head[0], head[1], utcnow(), None)
+        document = fastpath.payload(
+            head=head,
+            next_head=(plan.seq, plan.hash),
+            now=plan.now,
+            callers=facts.active,
+            orders={p.entry.order for p in batch if p.entry.order is not None},
+            uses_before=before,
+            writes=[(k, facts.uses[k] or 0, facts.max_uses[k]) for k in facts.changed],
+            events=plan.events,
+            disclosures=plan.disclosures,
+            holds=merge_holds(plan.holds),
+            notices=plan.notices,
+        )
+        try:
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            raw = await self._conn.get_raw_connection()
+            outcome = await fastpath.append(raw.driver_connection, document)
+        except Exception as exc:
+            # Whether or not it reached the database, the locked append decides what stands;
+            # a statement that failed wrote nothing.
+            logger.warning(
+                "single-statement audit append failed",
+                extra={"error_type": type(exc).__name__},
+            )
+            await self._release()
+            return None
+        if outcome != fastpath.WRITTEN:
+            logger.debug("single-statement audit append was stale", extra={"stale": outcome})
+            return None
+        self._known.learn(plan, facts)
+        self.batches["single_statement"] += 1
+        return plan.results
 
     async def _begin(self) -> tuple[AsyncConnection, int, str]:
         """Begin a transaction holding the head's lock, on the held connection.
@@ -241,49 +312,84 @@ class AuditWriter:
 
     async def _append(
         self, conn: AsyncConnection, batch: Sequence[_Pending], seq: int, prev: str
-    ) -> list[Appended]:
+    ) -> tuple[_Plan, _Facts]:
         """Decide and write the batch's events after ``prev`` (at ``seq``), under the lock."""
         # Everything the re-checks need, read once for the whole batch (one statement),
         # then decided in order in memory: the cost of a batch hardly grows with its size.
         facts = await _read_facts(conn, batch)
-        now = utcnow()
-        events: list[dict[str, Any]] = []
-        disclosures: list[dict[str, Any]] = []
-        results: list[Appended] = []
-        for pending in batch:
-            facts.recheck(pending)
-            if pending.entry.always is not None:
-                await pending.entry.always(conn)
-            if pending.entry.apply is not None and not pending.refused:
-                await pending.entry.apply(conn)
-                facts.applied(pending.entry)
-            seq += 1
-            body = _final_body(pending, seq, now)
-            text = canonical(body)
-            digest_ = chain_hash(prev, text)
-            events.append(
-                {
-                    "seq": seq,
-                    "ts": now,
-                    "kind": body["kind"],
-                    "effect": body["effect"],
-                    "body": text,
-                    "prev_hash": prev,
-                    "hash": digest_,
-                }
-            )
-            if pending.entry.disclosure is not None and not pending.refused:
-                disclosures.append(
-                    {**pending.entry.disclosure, "audit_seq": seq, "created_at": now}
-                )
-            results.append(Appended(seq, digest_, now, tuple(pending.refused), pending.uses))
-            prev = digest_
-        await facts.write_uses(conn, now)
-        await conn.execute(insert(EVENTS), events)
-        if disclosures:
-            await conn.execute(insert(DISCLOSURES), disclosures)
-        await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
-        return results
+        plan = await _decide(batch, facts, seq, prev, utcnow(), conn)
+        await facts.write_uses(conn, plan.now)
+        await conn.execute(insert(EVENTS), plan.events)
+        if plan.disclosures:
+            await conn.execute(insert(DISCLOSURES), plan.disclosures)
+        if plan.holds:
+            await place_holds(conn, plan.holds)
+        if plan.notices:
+            await conn.execute(insert(NOTICES), plan.notices)
+        await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=plan.seq, hash=plan.hash))
+        return plan, facts
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A decided batch: the rows to write and what each request will be told."""
+
+    now: dt.datetime
+    seq: int
+    hash: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    disclosures: list[dict[str, Any]] = field(default_factory=list)
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    results: list[Appended] = field(default_factory=list)
+
+
+async def _decide(
+    batch: Sequence[_Pending],
+    facts: _Facts,
+    seq: int,
+    prev: str,
+    now: dt.datetime,
+    conn: AsyncConnection | None,
+) -> _Plan:
+    """Re-check each entry against ``facts`` in order and chain its event after ``prev``.
+
+    ``conn`` runs the entries' own ``apply`` writes; it is None only for batches without one
+    (the single-statement path of :mod:`app.audit.fastpath`).
+    """
+    plan = _Plan(now=now, seq=seq, hash=prev)
+    for pending in batch:
+        entry = pending.entry
+        facts.recheck(pending)
+        stands = not pending.refused
+        if entry.holds and (stands or entry.holds_regardless):
+            plan.holds.extend(entry.holds)
+        if entry.apply is not None and stands:
+            if conn is None:
+                raise AssertionError("an entry with its own write needs the locked path")
+            await entry.apply(conn)
+            facts.applied(entry)
+        plan.seq += 1
+        text = canonical(_final_body(pending, plan.seq, now))
+        digest_ = chain_hash(plan.hash, text)
+        plan.events.append(
+            {
+                "seq": plan.seq,
+                "ts": now,
+                "kind": entry.kind,
+                "effect": "deny" if pending.refused else entry.effect,
+                "body": text,
+                "prev_hash": plan.hash,
+                "hash": digest_,
+            }
+        )
+        if stands and entry.disclosure is not None:
+            plan.disclosures.append({**entry.disclosure, "audit_seq": plan.seq, "created_at": now})
+        if stands and entry.notice is not None:
+            plan.notices.append(entry.notice)
+        plan.results.append(Appended(plan.seq, digest_, now, tuple(pending.refused), pending.uses))
+        plan.hash = digest_
+    return plan
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -310,6 +416,46 @@ async def _lock_head(conn: AsyncConnection) -> tuple[int, str]:
 
 
 OrderKey = tuple[str, str]
+
+#: Use counts a writer remembers for its single-statement appends (the most recent orders).
+KNOWN_ORDERS = 10_000
+
+
+@dataclass(slots=True)
+class _Known:
+    """The head and the use counts as this process last committed them: a guess.
+
+    The single-statement append checks every part of the guess under the head's lock and
+    writes nothing when any part is stale (another replica appended, an order was revoked,
+    another replica consumed a use); the batch is then appended under the lock, which reads
+    the facts afresh and refreshes the guess.
+    """
+
+    head: tuple[int, str] | None = None
+    uses: OrderedDict[OrderKey, int] = field(default_factory=OrderedDict)
+
+    def assume(self, batch: Sequence[_Pending]) -> _Facts:
+        """Facts as guessed: every caller active, no order revoked, the counts last seen."""
+        callers = {p.entry.caller_id for p in batch if p.entry.caller_id is not None}
+        used = {(p.entry.use.iss, p.entry.use.jti) for p in batch if p.entry.use is not None}
+        uses = {key: self.uses.get(key) for key in used}
+        existed = {key for key, n in uses.items() if n is not None}
+        return _Facts(active=callers, revoked=set(), uses=uses, existed=existed)
+
+    def learn(self, plan: _Plan, facts: _Facts) -> None:
+        """Take in a committed batch: its head and the counts it read or wrote."""
+        self.head = (plan.seq, plan.hash)
+        for key, count in facts.uses.items():
+            if count is None:
+                self.uses.pop(key, None)
+                continue
+            self.uses[key] = count
+            self.uses.move_to_end(key)
+        while len(self.uses) > KNOWN_ORDERS:
+            self.uses.popitem(last=False)
+
+    def forget(self) -> None:
+        self.head = None
 
 
 @dataclass(slots=True)

@@ -30,8 +30,8 @@ from app.core.problems import (
 from app.core.reasons import Reason, message_of
 from app.disclosures.cursor import CursorState
 from app.disclosures.schemas import DisclosureRequest
-from app.holds.service import Apply, hold_apply
-from app.notices.service import notice_apply
+from app.holds.service import HoldRow, hold_rows
+from app.notices.service import notice_row
 from app.orders.approvals import ApprovalCheck
 from app.orders.checks import OrderCheck
 from app.orders.models import Category, OrderClaims, OrderUse, Revocation
@@ -115,10 +115,10 @@ def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> Ap
     return runtime.approvals.verify(body.counsel_approval, now)
 
 
-def _hold(runtime: Runtime, ev: Evaluated) -> Apply | None:
-    """The legal hold that an evaluated order places, written with the event that records it."""
+def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
+    """The legal holds an evaluated order places, written with the event that records it."""
     claims = ev.check.claims if ev.check else None
-    return hold_apply(claims, runtime.policy.policy.legal_holds.margin_days)
+    return hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
 
 
 def _check_categories(runtime: Runtime, categories: list[Category]) -> None:
@@ -225,7 +225,7 @@ async def dry_run(
         effect=ev.decision.effect.value,
         body=event_body(caller, request_id, ev, _codes(ev.decision.reasons)),
         caller_id=caller.id,
-        apply=_hold(runtime, ev),
+        holds=_hold(runtime, ev),
     )
     appended = await runtime.audit.append(entry)
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
@@ -246,12 +246,12 @@ async def disclose(
         _check_cursor(cursor, ev, body)
     base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))
     if not ev.decision.permitted:
-        await _record_refusal(runtime, caller, base, ev.decision.reasons, apply=_hold(runtime, ev))
+        await _record_refusal(runtime, caller, base, ev.decision.reasons, holds=_hold(runtime, ev))
     obligations = ev.decision.obligations
     claims = ev.check.claims if ev.check else None
     if obligations is None or claims is None:  # a permit always has both; fail closed if not
         raise BulwarkError(Reason.INTERNAL)
-    pages = await _read_store(runtime, caller, base, obligations, cursor, apply=_hold(runtime, ev))
+    pages = await _read_store(runtime, caller, base, obligations, cursor, holds=_hold(runtime, ev))
     return await _release(runtime, caller, ev, claims, base, pages, cursor)
 
 
@@ -261,11 +261,11 @@ async def _record_refusal(
     base: dict[str, Any],
     reasons: tuple[Reason, ...],
     *,
-    apply: Apply | None = None,
+    holds: tuple[HoldRow, ...] = (),
 ) -> None:
     appended = await runtime.audit.append(
         Entry(
-            kind="disclosure", effect=Effect.DENY.value, body=base, caller_id=caller.id, apply=apply
+            kind="disclosure", effect=Effect.DENY.value, body=base, caller_id=caller.id, holds=holds
         )
     )
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
@@ -280,7 +280,7 @@ async def _read_store(
     obligations: Obligations,
     cursor: CursorState | None,
     *,
-    apply: Apply | None = None,
+    holds: tuple[HoldRow, ...] = (),
 ) -> dict[Category, Page]:
     """Every permitted category, concurrently; one failure and nothing is released."""
     limit = runtime.settings.max_records_per_response
@@ -307,7 +307,7 @@ async def _read_store(
                 effect="error",
                 body={**base, "reasons": [Reason.STORE_UNAVAILABLE.value]},
                 caller_id=caller.id,
-                apply=apply,
+                holds=holds,
             )
         )
         raise StoreUnavailable(detail, audit_seq=appended.seq) from None
@@ -357,11 +357,12 @@ async def _release(
         },
         # The hold stands even if the permit is refused under the lock (the order was
         # evaluated); the patron's notice (on a first page) stands or falls with the permit.
-        always=_hold(runtime, ev),
-        apply=(
+        holds=_hold(runtime, ev),
+        holds_regardless=True,
+        notice=(
             None
             if cursor
-            else notice_apply(
+            else notice_row(
                 disclosure_id=disclosure_id,
                 patron_id=ev.access.patron_id,
                 claims=claims,

@@ -3,7 +3,7 @@
 Every order Bulwark evaluates or honours (one whose signature and claims verified) puts each
 patron it names on hold, for the order's categories and period, until the order's expiry plus
 the policy's ``[legal_holds] margin_days``. The hold is written by the audit writer in the
-transaction of the event that records the evaluation (:attr:`app.audit.writer.Entry.apply`), so
+transaction of the event that records the evaluation (:attr:`app.audit.writer.Entry.holds`), so
 there is never an evaluated order without its hold, nor a hold without its event.
 
 Orders that failed verification place no hold: their claims are the presenter's word, and a
@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +28,8 @@ from app.orders.models import OrderClaims
 
 HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
 
-#: A write made in the audit transaction (the type of ``Entry.apply``).
-Apply = Callable[[AsyncConnection], Awaitable[None]]
+#: One (order, patron) hold, as the audit writer upserts it.
+HoldRow = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,29 +59,21 @@ def hold_for(claims: OrderClaims, margin_days: int) -> HoldSpec:
     )
 
 
-def hold_apply(claims: OrderClaims | None, margin_days: int) -> Apply | None:
-    """The audit-transaction write that places ``claims``' hold; None without verified claims."""
-    if claims is None:
-        return None
-    spec = hold_for(claims, margin_days)
+def hold_rows(claims: OrderClaims | None, margin_days: int) -> tuple[HoldRow, ...]:
+    """The hold rows an order's verified claims call for; none without verified claims.
 
-    async def apply(conn: AsyncConnection) -> None:
-        await place_hold(conn, spec)
-
-    return apply
-
-
-async def place_hold(conn: AsyncConnection, spec: HoldSpec) -> None:
-    """Hold each patron of the order: one upsert, so a hold costs one statement per event.
-
-    A patron already held under this order keeps the later of the two ends (a policy whose
-    margin grew since the first evaluation extends it; one that shrank never cuts it short).
+    Data, not a write: the audit writer puts the rows of a whole batch of events into one
+    upsert (:func:`place_holds`), in the transaction of the events that record them.
     """
-    if not spec.patrons:
-        return
-    now = dt.datetime.now(dt.UTC)
+    if claims is None:
+        return ()
+    return spec_rows(hold_for(claims, margin_days))
+
+
+def spec_rows(spec: HoldSpec) -> tuple[HoldRow, ...]:
+    """One row per patron of ``spec``."""
     categories = json.dumps(list(spec.categories))
-    rows = [
+    return tuple(
         {
             "iss": spec.iss,
             "jti": spec.jti,
@@ -90,11 +82,42 @@ async def place_hold(conn: AsyncConnection, spec: HoldSpec) -> None:
             "period_from": spec.period_from,
             "period_to": spec.period_to,
             "held_until": spec.held_until,
-            "created_at": now,
         }
         for patron in spec.patrons
-    ]
-    await conn.execute(_upsert(conn.dialect.name), rows)
+    )
+
+
+def merge_holds(rows: Iterable[HoldRow]) -> list[HoldRow]:
+    """One row per (order, patron), keeping the later end.
+
+    A batch often holds the same patron under the same order many times (every request
+    under one order); one upsert may not touch a row twice, and the later end is what stands.
+    """
+    merged: dict[tuple[str, str, str], HoldRow] = {}
+    for row in rows:
+        key = (row["iss"], row["jti"], row["patron_id"])
+        seen = merged.get(key)
+        if seen is None or row["held_until"] > seen["held_until"]:
+            merged[key] = row
+    return list(merged.values())
+
+
+async def place_holds(conn: AsyncConnection, rows: Iterable[HoldRow]) -> None:
+    """Hold each (order, patron) of ``rows``: one upsert for all of them.
+
+    A patron already held under this order keeps the later of the two ends (a policy whose
+    margin grew since the first evaluation extends it; one that shrank never cuts it short).
+    """
+    merged = merge_holds(rows)
+    if not merged:
+        return
+    now = dt.datetime.now(dt.UTC)
+    await conn.execute(_upsert(conn.dialect.name), [{**r, "created_at": now} for r in merged])
+
+
+async def place_hold(conn: AsyncConnection, spec: HoldSpec) -> None:
+    """Hold each patron of one order (see :func:`place_holds`)."""
+    await place_holds(conn, spec_rows(spec))
 
 
 @functools.cache

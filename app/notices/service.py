@@ -1,7 +1,7 @@
 """Patron notices: created with each permitted disclosure, given when the court allows.
 
 A notice is written in the audit transaction of the permit it reports
-(:attr:`app.audit.writer.Entry.apply`): a disclosure never stands without its notice. It may
+(:attr:`app.audit.writer.Entry.notice`): a disclosure never stands without its notice. It may
 be given from ``not_before`` on: the day of the disclosure, or the order's
 ``nondisclosure_until`` when the court forbade telling the patron until then. Before that date
 no route returns it or confirms it exists, to the notification system and auditors alike.
@@ -15,11 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit.writer import AuditWriter, Entry
@@ -31,8 +30,6 @@ from app.orders.models import OrderClaims
 from app.policy.decision import Period
 
 NOTICES = Notice.__table__  # type: ignore[attr-defined]
-
-Apply = Callable[[AsyncConnection], Awaitable[None]]
 
 
 class NoticeNotFound(BulwarkError):
@@ -47,7 +44,7 @@ def not_before(claims: OrderClaims, disclosed_on: dt.date) -> dt.date:
     return claims.nondisclosure_until or disclosed_on
 
 
-def notice_apply(
+def notice_row(
     *,
     disclosure_id: str,
     patron_id: str,
@@ -55,9 +52,9 @@ def notice_apply(
     categories: list[str],
     period: Period,
     now: dt.datetime,
-) -> Apply:
-    """The audit-transaction write that records the notice of one permitted disclosure."""
-    row = {
+) -> dict[str, Any]:
+    """The notice row of one permitted disclosure, written with the permit's audit event."""
+    return {
         "id": str(uuid.uuid4()),
         "disclosure_id": disclosure_id,
         "patron_id": patron_id,
@@ -72,11 +69,6 @@ def notice_apply(
         "not_before": not_before(claims, now.date()),
         "created_at": now,
     }
-
-    async def apply(conn: AsyncConnection) -> None:
-        await conn.execute(insert(NOTICES), row)
-
-    return apply
 
 
 def _given(today: dt.date) -> Any:
