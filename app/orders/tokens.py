@@ -21,7 +21,9 @@ The order of the checks, and what each may report::
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +55,9 @@ ORDER_TYP: Final = "court-order+jwt"
 #: The longest value kept, per field, in ``OrderCheck.unverified``.
 MAX_UNVERIFIED_CHARS: Final = 256
 
+#: Tokens whose time-independent outcome a verifier remembers (the most recently shown).
+CHECKED_TOKENS: Final = 4096
+
 _HEADER_FIELDS: Final = ("kid", "alg")
 _PAYLOAD_FIELDS: Final = ("iss", "jti", "case", "instrument")
 
@@ -61,6 +66,22 @@ _PAYLOAD_FIELDS: Final = ("iss", "jti", "case", "instrument")
 class _Parsed:
     header: dict[str, Any]
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A token's outcome at any time: its failures so far and, past its signature, claims.
+
+    ``parsed`` and ``issuer`` are set when the signature verified; then ``claims`` holds the
+    typed claims, or None when they did not parse (``order.claims_invalid`` is among the
+    failures).
+    """
+
+    failures: tuple[Reason, ...]
+    unverified: dict[str, Any]
+    parsed: _Parsed | None = None
+    issuer: TrustedIssuer | None = None
+    claims: OrderClaims | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +102,16 @@ class OrderVerifier:
         max_token_bytes: tokens longer than this are refused before any decoding.
     """
 
-    __slots__ = ("_allowed", "_audience", "_keys", "_max_bytes", "_max_lifetime", "_skew", "_trust")
+    __slots__ = (
+        "_allowed",
+        "_audience",
+        "_checked",
+        "_keys",
+        "_max_bytes",
+        "_max_lifetime",
+        "_skew",
+        "_trust",
+    )
 
     def __init__(
         self,
@@ -103,6 +133,7 @@ class OrderVerifier:
         self._max_lifetime = max_lifetime_days * 86400
         self._max_bytes = max_token_bytes
         self._keys = wrap_keys(trust.courts)
+        self._checked: OrderedDict[bytes, _Checked] = OrderedDict()
 
     def verify(self, token: str, now: datetime) -> OrderCheck:
         """Check ``token`` at time ``now`` (timezone-aware) and report every failure found.
@@ -112,43 +143,79 @@ class OrderVerifier:
         """
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be timezone-aware")
+        checked = self._check(token)
+        if checked.parsed is None or checked.issuer is None:  # stopped before the claims
+            return _denied(list(checked.failures), checked.unverified)
+        # Only the checks that depend on the time are made on every call.
+        failures = list(checked.failures)
+        found = registered_claim_failures(
+            checked.parsed.payload,
+            now.timestamp(),
+            audience=self._audience,
+            skew=self._skew,
+            max_lifetime=self._max_lifetime,
+        )
+        for reason in found:
+            _add(failures, reason)
+        if failures or checked.claims is None:
+            return _denied(failures, checked.unverified)
+        return OrderCheck(
+            claims=checked.claims, issuer=checked.issuer, failures=(), unverified=checked.unverified
+        )
+
+    def _check(self, token: str) -> _Checked:
+        """Everything about ``token`` that does not depend on the time, remembered.
+
+        The trust store cannot change while this verifier lives, so a token's signature is
+        as good (or as bad) the second time it is shown: a disclosure that presents the same
+        order again, or a flood of one forged token, costs a SHA-256 instead of a signature
+        check. Keyed by the token's digest; only tokens within the size cap are remembered.
+        """
+        cacheable = isinstance(token, str) and len(token) <= self._max_bytes
+        if not cacheable:
+            return self._check_uncached(token)
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        checked = self._checked.get(digest)
+        if checked is not None:
+            self._checked.move_to_end(digest)
+            return checked
+        checked = self._check_uncached(token)
+        self._checked[digest] = checked
+        if len(self._checked) > CHECKED_TOKENS:
+            self._checked.popitem(last=False)
+        return checked
+
+    def _check_uncached(self, token: str) -> _Checked:
         parsed = _parse_compact(token, self._max_bytes)
         if parsed is None:
-            return _denied([Reason.ORDER_MALFORMED], {})
+            return _Checked(failures=(Reason.ORDER_MALFORMED,), unverified={})
         unverified = _unverified(parsed)
         failures = _header_failures(parsed.header, self._allowed)
         issuer, key = self._resolve(parsed, failures)
         if issuer is None or key is None:
-            return _denied(failures, unverified)
+            return _Checked(failures=tuple(failures), unverified=unverified)
         if not _signature_ok(token, key):
             # The payload is untrusted: report no claim as a fact, only what we found so far.
-            return _denied([*failures, Reason.ORDER_SIGNATURE_INVALID], unverified)
-        claims = self._claims(parsed.payload, now.timestamp(), failures)
-        if failures or claims is None:
-            return _denied(failures, unverified)
-        return OrderCheck(claims=claims, issuer=issuer, failures=(), unverified=unverified)
+            failures.append(Reason.ORDER_SIGNATURE_INVALID)
+            return _Checked(failures=tuple(failures), unverified=unverified)
+        try:
+            claims: OrderClaims | None = OrderClaims.model_validate(parsed.payload)
+        except ValidationError:
+            claims = None
+            failures.append(Reason.ORDER_CLAIMS_INVALID)
+        return _Checked(
+            failures=tuple(failures),
+            unverified=unverified,
+            parsed=parsed,
+            issuer=issuer,
+            claims=claims,
+        )
 
     def _resolve(
         self, parsed: _Parsed, failures: list[Reason]
     ) -> tuple[TrustedIssuer | None, _VerifyingKey | None]:
         """Find the issuer and its key named by the token, adding any failure to ``failures``."""
         return resolve_key(parsed, self._trust.courts, self._keys, self._allowed, failures)
-
-    def _claims(
-        self, payload: dict[str, Any], now: float, failures: list[Reason]
-    ) -> OrderClaims | None:
-        """Parse the signed claims and add every claim-level failure to ``failures``."""
-        try:
-            claims: OrderClaims | None = OrderClaims.model_validate(payload)
-        except ValidationError:
-            claims = None
-            failures.append(Reason.ORDER_CLAIMS_INVALID)
-        found = registered_claim_failures(
-            payload, now, audience=self._audience, skew=self._skew, max_lifetime=self._max_lifetime
-        )
-        for reason in found:
-            _add(failures, reason)
-        return claims
 
 
 def check_verifier_settings(

@@ -30,6 +30,7 @@ import base64
 import contextlib
 import datetime as dt
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,11 +58,12 @@ from app.records.cursor import (
     untag_value,
 )
 from app.records.mapping import MappingError, RecordsMapping, SqlCategory
+from app.records.sqlite_reader import SqliteReader
 
 logger = logging.getLogger("bulwark.records")
 
 #: Failures of the database or the network that mean "the store cannot answer now".
-STORE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+STORE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError)
 
 _MAX_CACHED_STATEMENTS = 512
 PatronKind = Literal["text", "char", "integer"]
@@ -122,6 +124,13 @@ class SqlRecordsStore:
             self._engine.execution_options(isolation_level="AUTOCOMMIT")
             if self._dialect == "postgresql"
             else self._engine
+        )
+        # A local SQLite file is read on the event loop itself (see app.records.sqlite_reader).
+        database = self._engine.url.database
+        self._sqlite = (
+            SqliteReader(database, timeout=timeout)
+            if self._dialect == "sqlite" and database and database != ":memory:"
+            else None
         )
         self._statements: dict[tuple[Category, tuple[str, ...], bool], _Statement] = {}
         self._patron_kinds: dict[Category, PatronKind] = {}
@@ -267,9 +276,12 @@ class SqlRecordsStore:
     ) -> list[sa.Row[Any]]:
         parameters = statement.parameters(values)
         try:
-            async with asyncio.timeout(self._timeout), self._reader.connect() as conn:
-                result = await conn.exec_driver_sql(statement.sql, parameters)
-                return list(result.fetchall())
+            async with asyncio.timeout(self._timeout):
+                if self._sqlite is not None:
+                    return await self._sqlite.fetch(statement.sql, parameters)
+                async with self._reader.connect() as conn:
+                    result = await conn.exec_driver_sql(statement.sql, parameters)
+                    return list(result.fetchall())
         except STORE_ERRORS as exc:
             _log_failure("fetch", category, exc)
             reason = "timed out" if isinstance(exc, TimeoutError) else "failed"
@@ -346,6 +358,8 @@ class SqlRecordsStore:
 
     async def close(self) -> None:
         """Dispose of the engine and its connections."""
+        if self._sqlite is not None:
+            self._sqlite.close()
         await self._engine.dispose()
 
 

@@ -146,7 +146,9 @@ async def test_once_the_head_is_known_a_batch_is_one_statement_with_every_row(
     # The bodies stored are the very text that was hashed: the chain verifies.
     verdict = await service.verify_chain(engine)
     assert verdict.ok and verdict.events == 3
-    body = json.loads(await scalar(engine, f"SELECT body FROM audit_events WHERE seq = {third.seq}"))
+    body = json.loads(
+        await scalar(engine, f"SELECT body FROM audit_events WHERE seq = {third.seq}")
+    )
     assert body["n"] == 3 and body["seq"] == third.seq
 
 

@@ -214,6 +214,15 @@ async def test_a_page_reads_at_most_limit_plus_one_rows(
         seen.append((statement, params))
 
     sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
+    reader = store._sqlite  # a SQLite file is read around SQLAlchemy: watch the reader too
+    if reader is not None:
+        fetch = reader.fetch
+
+        async def watched(statement: str, params: tuple[Any, ...]) -> list[Any]:
+            seen.append((statement, params))
+            return await fetch(statement, params)
+
+        reader.fetch = watched  # type: ignore[method-assign]
     obligations = fixtures.obligations(BUSY, (C.CIRCULATION,), of=mapping)
     pages = await _all_pages(store, obligations, C.CIRCULATION, limit=1000)
     queries = [(s, p) for s, p in seen if "busy_loans" in s]
