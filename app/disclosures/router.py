@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from app.core.deps import Evaluator, Requester, RuntimeDep
 from app.core.problems import problem_responses
@@ -45,13 +45,13 @@ async def create_disclosure(
     503. No record is released unless its audit event is durable.
     """
     try:
-        payload = await service.disclose(runtime, caller, body, request.state.request_id)
+        released = await service.disclose(runtime, caller, body, request.state.request_id)
     except Exception as exc:
         reasons = getattr(exc, "reasons", [])
         _remember(request, "deny", [str(r) for r in reasons])
         raise
     _remember(request, "permit", [])
-    return JSONResponse(payload)
+    return Response(released.body(), media_type="application/json")
 
 
 @router.post(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from app.audit.chain import digest
+from app.audit.chain import canonical
 from app.audit.writer import Appended, Entry, UseClaim
 from app.callers.service import Caller
 from app.core.models import utcnow
@@ -43,6 +44,27 @@ from app.runtime import Runtime
 
 USES = OrderUse.__table__  # type: ignore[attr-defined]
 REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A permitted disclosure's answer: its envelope, and its records as canonical JSON.
+
+    The records leave as the very text whose SHA-256 is the ``released.digest`` of the audit
+    event (so a recipient can check the digest against what it got), and are encoded once.
+    """
+
+    envelope: dict[str, Any]
+    records_json: str
+
+    def body(self) -> bytes:
+        """The response body: the envelope with ``records`` added."""
+        head = json.dumps(self.envelope, ensure_ascii=False, separators=(",", ":"))
+        return f'{head[:-1]},"records":{self.records_json}}}'.encode()
+
+    def json(self) -> dict[str, Any]:
+        """The whole answer as a value (tests and in-process callers)."""
+        return {**self.envelope, "records": json.loads(self.records_json)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +257,7 @@ async def dry_run(
 
 async def disclose(
     runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
-) -> dict[str, Any]:
+) -> Released:
     """``POST /v1/disclosures``: the whole path; returns the response body."""
     cursor = runtime.cursors.load(body.cursor) if body.cursor else None
     now = utcnow()
@@ -322,17 +344,18 @@ async def _release(
     base: dict[str, Any],
     pages: dict[Category, Page],
     cursor: CursorState | None,
-) -> dict[str, Any]:
+) -> Released:
     obligations = ev.decision.obligations
     assert obligations is not None
     records = {c.value: p.records for c, p in pages.items()}
+    records_json = canonical(records)  # encoded once: for the digest and for the answer
     positions = {c.value: p.next_cursor for c, p in pages.items() if p.next_cursor}
     disclosure_id = str(uuid.uuid4())
     released = {
         "categories": list(records),
         **obligations.period.as_json(),
         "counts": {k: len(v) for k, v in records.items()},
-        "digest": digest(records),
+        "digest": hashlib.sha256(records_json.encode("utf-8")).hexdigest(),
         "truncated": bool(positions),
     }
     if cursor is not None:
@@ -390,7 +413,7 @@ async def _release(
             )
         )
     uses = appended.uses if appended.uses is not None else ev.uses
-    return {
+    envelope = {
         "disclosure_id": disclosure_id,
         "decision": {"effect": "permit", "reasons": [], "policy": ev.decision.policy},
         "order": {
@@ -399,11 +422,11 @@ async def _release(
             "case": claims.case,
             "uses_left": max(claims.max_uses - uses, 0),
         },
-        "records": records,
         "truncated": bool(positions),
         "cursor": next_cursor,
         "audit": {"seq": appended.seq, "hash": appended.hash},
     }
+    return Released(envelope, records_json)
 
 
 def _check_cursor(cursor: CursorState, ev: Evaluated, body: DisclosureRequest) -> None:

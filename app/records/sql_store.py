@@ -434,13 +434,21 @@ def _named_columns(mapping: SqlCategory) -> list[tuple[str, str]]:
     return named
 
 
+#: Driver value types that are JSON values as they are (most columns of most rows).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _record(names: tuple[str, ...], row: sa.Row[Any], width: int) -> Record:
-    record: Record = {}
-    for i in range(width):
-        value = row[i]
-        convert = _CONVERTERS.get(type(value))
-        record[names[i]] = value if convert is None else convert(value)
-    return record
+    values = row[:width]
+    for value in values:
+        if type(value) not in _PLAIN:
+            return {name: _json_value(v) for name, v in zip(names, values, strict=True)}
+    return dict(zip(names, values, strict=True))
+
+
+def _json_value(value: Any) -> Any:
+    convert = _CONVERTERS.get(type(value))
+    return value if convert is None else convert(value)
 
 
 def _install_statement_timeout(engine: AsyncEngine, dialect: str, seconds: float) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.audit import service as audit_service
-from app.audit.chain import digest
+from app.audit.chain import canonical, digest
 from app.core.config import Settings
 from app.main import create_app
 from app.records.demo import DEMO_BUSY_PATRON, DEMO_PATRON, OTHER_PATRON
@@ -85,6 +85,8 @@ async def test_permit_releases_only_narrowed_records(
     event = events[0]
     assert event["hash"] == body["audit"]["hash"]
     assert event["body"]["released"]["digest"] == digest(body["records"])
+    # The records leave as the very canonical text that digest was taken of.
+    assert f'"records":{canonical(body["records"])}' in r.text
     assert event["body"]["released"]["counts"] == {"circulation": len(loans)}
     assert event["body"]["released"]["from"] == "2026-02-01"
     assert event["body"]["patron"] == runtime.pseudonymize(DEMO_PATRON)
