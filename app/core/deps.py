@@ -67,7 +67,6 @@ async def _lookup(runtime: Runtime, key: str, *, live: bool) -> Caller:
         raise StateUnavailable() from None
 
 
-
 def require_roles(*roles: Role, live: bool = True) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting only ``roles``.
 

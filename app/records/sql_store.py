@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -58,12 +58,13 @@ from app.records.cursor import (
     untag_value,
 )
 from app.records.mapping import MappingError, RecordsMapping, SqlCategory
+from app.records.pg_reader import PG_ERRORS, PgReader
 from app.records.sqlite_reader import SqliteReader
 
 logger = logging.getLogger("bulwark.records")
 
 #: Failures of the database or the network that mean "the store cannot answer now".
-STORE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError, TimeoutError)
+STORE_ERRORS = (SQLAlchemyError, sqlite3.Error, *PG_ERRORS, OSError, TimeoutError)
 
 _MAX_CACHED_STATEMENTS = 512
 PatronKind = Literal["text", "char", "integer"]
@@ -125,13 +126,9 @@ class SqlRecordsStore:
             if self._dialect == "postgresql"
             else self._engine
         )
-        # A local SQLite file is read on the event loop itself (see app.records.sqlite_reader).
-        database = self._engine.url.database
-        self._sqlite = (
-            SqliteReader(database, timeout=timeout)
-            if self._dialect == "sqlite" and database and database != ":memory:"
-            else None
-        )
+        # SQLite files and PostgreSQL are read around SQLAlchemy, for speed (each reader's
+        # module says why); MariaDB/MySQL through the engine.
+        self._direct = _direct_reader(self._engine, self._dialect, timeout, pool_size)
         self._statements: dict[tuple[Category, tuple[str, ...], bool], _Statement] = {}
         self._patron_kinds: dict[Category, PatronKind] = {}
 
@@ -277,8 +274,8 @@ class SqlRecordsStore:
         parameters = statement.parameters(values)
         try:
             async with asyncio.timeout(self._timeout):
-                if self._sqlite is not None:
-                    return await self._sqlite.fetch(statement.sql, parameters)
+                if self._direct is not None:
+                    return await self._direct.fetch(statement.sql, parameters)
                 async with self._reader.connect() as conn:
                     result = await conn.exec_driver_sql(statement.sql, parameters)
                     return list(result.fetchall())
@@ -358,9 +355,28 @@ class SqlRecordsStore:
 
     async def close(self) -> None:
         """Dispose of the engine and its connections."""
-        if self._sqlite is not None:
-            self._sqlite.close()
+        if self._direct is not None:
+            await self._direct.close()
         await self._engine.dispose()
+
+
+class DirectReader(Protocol):
+    """Runs one compiled SELECT on the store's own driver, outside SQLAlchemy."""
+
+    async def fetch(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]: ...
+
+    async def close(self) -> None: ...
+
+
+def _direct_reader(
+    engine: AsyncEngine, dialect: str, timeout: float, pool_size: int
+) -> DirectReader | None:
+    if dialect == "postgresql":
+        return PgReader(engine, timeout=timeout, pool_size=pool_size)
+    database = engine.url.database
+    if dialect == "sqlite" and database and database != ":memory:":
+        return SqliteReader(database, timeout=timeout)
+    return None
 
 
 def _quoted(name: str) -> quoted_name:

@@ -76,7 +76,7 @@ class SqliteReader:
         finally:
             conn.close()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the loop's connection (a thread's connection closes with its read)."""
         conn, self._conn = self._conn, None
         if conn is not None:

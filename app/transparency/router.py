@@ -140,7 +140,7 @@ async def _reader(
     """
     if credentials is None and runtime.policy.policy.transparency.public:
         return None
-    caller = await authenticate(request, runtime, credentials)
+    caller = await authenticate(request, credentials)
     if caller.role in READERS:
         return caller
     if runtime.policy.policy.transparency.public:

@@ -214,7 +214,7 @@ async def test_a_page_reads_at_most_limit_plus_one_rows(
         seen.append((statement, params))
 
     sa.event.listen(store.engine.sync_engine, "before_cursor_execute", before)
-    reader = store._sqlite  # a SQLite file is read around SQLAlchemy: watch the reader too
+    reader = store._direct  # SQLite and PostgreSQL are read around SQLAlchemy: watch that too
     if reader is not None:
         fetch = reader.fetch
 

@@ -7,6 +7,7 @@ the inline budget, and must not run past the store's deadline anywhere.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ async def test_a_quick_read_runs_inline(database: str) -> None:
     try:
         rows = await reader.fetch("SELECT title FROM loans WHERE patron = ? ORDER BY 1", ("P1",))
     finally:
-        reader.close()
+        await reader.close()
     assert rows == [("A",), ("B",)]
     assert reader.moved_to_thread == 0
 
@@ -60,11 +61,11 @@ async def test_a_read_over_budget_moves_to_a_thread_and_the_loop_keeps_running(
         rows = await reader.fetch(COUNT_TO, (3_000_000,))
     finally:
         task.cancel()
-        reader.close()
+        await reader.close()
     assert rows == [(3_000_000,)]
     assert reader.moved_to_thread == 1
     # The loop was never held for long: the longest gap between ticks is far below the read.
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert len(ticks) > 10
     assert max(gaps) < 0.25
 
@@ -76,7 +77,7 @@ async def test_a_read_past_the_deadline_is_stopped_by_sqlite(database: str) -> N
         with pytest.raises(TimeoutError):
             await reader.fetch(COUNT_TO, (10**12,))
     finally:
-        reader.close()
+        await reader.close()
     # The thread itself returned (SQLite interrupted the query), not only our wait.
     assert time.monotonic() - started < 2
 
@@ -87,7 +88,7 @@ async def test_a_failing_query_raises_without_moving(database: str) -> None:
         with pytest.raises(sqlite3.OperationalError):
             await reader.fetch("SELECT nope FROM loans", ())
     finally:
-        reader.close()
+        await reader.close()
     assert reader.moved_to_thread == 0
 
 
@@ -97,7 +98,7 @@ async def test_it_cannot_write(database: str) -> None:
         with pytest.raises(sqlite3.OperationalError):
             await reader.fetch("DELETE FROM loans", ())
     finally:
-        reader.close()
+        await reader.close()
     conn = sqlite3.connect(database)
     assert conn.execute("SELECT count(*) FROM loans").fetchone() == (3,)
     conn.close()

@@ -446,7 +446,7 @@ def _load_sqlite(path: Path, plans: list[_Plan], *, replace: bool) -> None:
 
 
 async def _load_postgres(url: str, plans: list[_Plan], *, replace: bool) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     dialect = _dialect("postgresql")
     creates, indexes = _ddl(dialect)
