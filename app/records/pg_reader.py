@@ -22,6 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+class _ReadOnlyConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
+    """A pooled connection that runs single SELECTs outside transactions and sets nothing.
+
+    asyncpg resets every connection it takes back (advisory locks, cursors, listeners,
+    settings): a round trip per fetch, for state these connections never have.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PgReader:
     """A lazily created asyncpg pool for one store; see the module docstring."""
 
@@ -43,7 +54,11 @@ class PgReader:
             async with self._opening:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        *self._args, min_size=1, max_size=self._size, **self._kwargs
+                        *self._args,
+                        min_size=1,
+                        max_size=self._size,
+                        connection_class=_ReadOnlyConnection,
+                        **self._kwargs,
                     )
         return self._pool
 
