@@ -267,14 +267,15 @@ async def disclose(
     if cursor is not None:
         _check_cursor(cursor, ev, body)
     base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))
+    holds = _hold(runtime, ev)
     if not ev.decision.permitted:
-        await _record_refusal(runtime, caller, base, ev.decision.reasons, holds=_hold(runtime, ev))
+        await _record_refusal(runtime, caller, base, ev.decision.reasons, holds=holds)
     obligations = ev.decision.obligations
     claims = ev.check.claims if ev.check else None
     if obligations is None or claims is None:  # a permit always has both; fail closed if not
         raise BulwarkError(Reason.INTERNAL)
-    pages = await _read_store(runtime, caller, base, obligations, cursor, holds=_hold(runtime, ev))
-    return await _release(runtime, caller, ev, claims, base, pages, cursor)
+    pages = await _read_store(runtime, caller, base, obligations, cursor, holds=holds)
+    return await _release(runtime, caller, ev, claims, base, pages, cursor, holds)
 
 
 async def _record_refusal(
@@ -344,6 +345,7 @@ async def _release(
     base: dict[str, Any],
     pages: dict[Category, Page],
     cursor: CursorState | None,
+    holds: tuple[HoldRow, ...],
 ) -> Released:
     obligations = ev.decision.obligations
     assert obligations is not None
@@ -380,7 +382,7 @@ async def _release(
         },
         # The hold stands even if the permit is refused under the lock (the order was
         # evaluated); the patron's notice (on a first page) stands or falls with the permit.
-        holds=_hold(runtime, ev),
+        holds=holds,
         holds_regardless=True,
         notice=(
             None

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
@@ -115,6 +116,7 @@ class SqlRecordsStore:
         if mapping.kind != "sql":
             raise MappingError("the mapping describes an HTTP store, but the URL is a database")
         self._mapping = mapping
+        self._fields = MappingProxyType(mapping.fields())  # asked on every request
         self._timeout = timeout
         self._dialect = dialect_of(url)
         self._engine: AsyncEngine = create_engine(url, pool_size=pool_size)
@@ -139,7 +141,7 @@ class SqlRecordsStore:
 
     def fields(self) -> Mapping[Category, tuple[str, ...]]:
         """Per mapped category, the output field names the mapping allows to leave."""
-        return self._mapping.fields()
+        return self._fields
 
     async def validate(self) -> None:
         """Check the live schema: every table or view and every mapped column exists.
@@ -458,11 +460,13 @@ def _record(names: tuple[str, ...], row: sa.Row[Any], width: int) -> Record:
     values = row[:width]
     for value in values:
         if type(value) not in _PLAIN:
-            return {name: _json_value(v) for name, v in zip(names, values, strict=True)}
+            return dict(zip(names, map(_json_value, values), strict=True))
     return dict(zip(names, values, strict=True))
 
 
 def _json_value(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     convert = _CONVERTERS.get(type(value))
     return value if convert is None else convert(value)
 
