@@ -130,11 +130,11 @@ def _upsert(dialect: str) -> Any:
         return mine.on_duplicate_key_update(held_until=later)
     module = postgresql if dialect == "postgresql" else sqlite
     stmt = module.insert(HOLDS)
-    # SQLite's two-argument max() is its scalar greatest.
-    greatest = func.greatest if dialect == "postgresql" else func.max
+    # Only a later end rewrites the row: the same order evaluated again leaves it as it is.
     return stmt.on_conflict_do_update(
         index_elements=["iss", "jti", "patron_id"],
-        set_={"held_until": greatest(HOLDS.c.held_until, stmt.excluded.held_until)},
+        set_={"held_until": stmt.excluded.held_until},
+        where=HOLDS.c.held_until < stmt.excluded.held_until,
     )
 
 

@@ -60,48 +60,61 @@ BEGIN
         RETURN 'uses';
     END IF;
 
+    -- Each table is written only when the batch has rows for it (a refusal writes one event).
     -- Absolute counts are safe: every writer of order_uses holds the head's lock.
-    INSERT INTO order_uses (iss, jti, uses, max_uses, first_used_at, last_used_at)
-    SELECT w.iss, w.jti, w.uses, w.max_uses, batch_now, batch_now
-    FROM jsonb_to_recordset(batch->'writes')
-        AS w(iss text, jti text, uses integer, max_uses integer)
-    ON CONFLICT (iss, jti) DO UPDATE
-        SET uses = EXCLUDED.uses, last_used_at = EXCLUDED.last_used_at;
+    IF jsonb_array_length(batch->'writes') > 0 THEN
+        INSERT INTO order_uses (iss, jti, uses, max_uses, first_used_at, last_used_at)
+        SELECT w.iss, w.jti, w.uses, w.max_uses, batch_now, batch_now
+        FROM jsonb_to_recordset(batch->'writes')
+            AS w(iss text, jti text, uses integer, max_uses integer)
+        ON CONFLICT (iss, jti) DO UPDATE
+            SET uses = EXCLUDED.uses, last_used_at = EXCLUDED.last_used_at;
+    END IF;
 
-    INSERT INTO audit_events (seq, ts, kind, effect, body, prev_hash, hash)
-    SELECT e.seq, e.ts, e.kind, e.effect, e.body, e.prev_hash, e.hash
-    FROM jsonb_to_recordset(batch->'events') AS e(
-        seq bigint, ts timestamptz, kind text, effect text, body text, prev_hash text, hash text)
-    ORDER BY e.seq;
+    IF jsonb_array_length(batch->'events') > 0 THEN
+        INSERT INTO audit_events (seq, ts, kind, effect, body, prev_hash, hash)
+        SELECT e.seq, e.ts, e.kind, e.effect, e.body, e.prev_hash, e.hash
+        FROM jsonb_to_recordset(batch->'events') AS e(
+            seq bigint, ts timestamptz, kind text, effect text, body text, prev_hash text,
+            hash text)
+        ORDER BY e.seq;
+    END IF;
 
-    INSERT INTO disclosures (id, audit_seq, iss, jti, caller, patron_pseudonym, categories,
-                             period_from, period_to, record_count, created_at)
-    SELECT d.id, d.audit_seq, d.iss, d.jti, d.caller, d.patron_pseudonym, d.categories,
-           d.period_from, d.period_to, d.record_count, d.created_at
-    FROM jsonb_to_recordset(batch->'disclosures') AS d(
-        id text, audit_seq bigint, iss text, jti text, caller text, patron_pseudonym text,
-        categories text, period_from text, period_to text, record_count integer,
-        created_at timestamptz);
+    IF jsonb_array_length(batch->'disclosures') > 0 THEN
+        INSERT INTO disclosures (id, audit_seq, iss, jti, caller, patron_pseudonym, categories,
+                                 period_from, period_to, record_count, created_at)
+        SELECT d.id, d.audit_seq, d.iss, d.jti, d.caller, d.patron_pseudonym, d.categories,
+               d.period_from, d.period_to, d.record_count, d.created_at
+        FROM jsonb_to_recordset(batch->'disclosures') AS d(
+            id text, audit_seq bigint, iss text, jti text, caller text, patron_pseudonym text,
+            categories text, period_from text, period_to text, record_count integer,
+            created_at timestamptz);
+    END IF;
 
-    -- A patron already held under the order keeps the later end.
-    INSERT INTO legal_holds (iss, jti, patron_id, categories, period_from, period_to,
-                             held_until, created_at)
-    SELECT h.iss, h.jti, h.patron_id, h.categories, h.period_from, h.period_to,
-           h.held_until, batch_now
-    FROM jsonb_to_recordset(batch->'holds') AS h(
-        iss text, jti text, patron_id text, categories text, period_from date,
-        period_to date, held_until timestamptz)
-    ON CONFLICT (iss, jti, patron_id) DO UPDATE
-        SET held_until = greatest(legal_holds.held_until, EXCLUDED.held_until);
+    -- A patron already held under the order keeps the later end (an equal one is left as is).
+    IF jsonb_array_length(batch->'holds') > 0 THEN
+        INSERT INTO legal_holds (iss, jti, patron_id, categories, period_from, period_to,
+                                 held_until, created_at)
+        SELECT h.iss, h.jti, h.patron_id, h.categories, h.period_from, h.period_to,
+               h.held_until, batch_now
+        FROM jsonb_to_recordset(batch->'holds') AS h(
+            iss text, jti text, patron_id text, categories text, period_from date,
+            period_to date, held_until timestamptz)
+        ON CONFLICT (iss, jti, patron_id) DO UPDATE
+            SET held_until = EXCLUDED.held_until
+            WHERE legal_holds.held_until < EXCLUDED.held_until;
+    END IF;
 
-    INSERT INTO notices (id, disclosure_id, patron_id, iss, jti, "case", court, instrument,
-                         categories, period_from, period_to, not_before, created_at)
-    SELECT n.id, n.disclosure_id, n.patron_id, n.iss, n.jti, n."case", n.court, n.instrument,
-           n.categories, n.period_from, n.period_to, n.not_before, n.created_at
-    FROM jsonb_to_recordset(batch->'notices') AS n(
-        id text, disclosure_id text, patron_id text, iss text, jti text, "case" text,
-        court text, instrument text, categories text, period_from date, period_to date,
-        not_before date, created_at timestamptz);
+    IF jsonb_array_length(batch->'notices') > 0 THEN
+        INSERT INTO notices (id, disclosure_id, patron_id, iss, jti, "case", court, instrument,
+                             categories, period_from, period_to, not_before, created_at)
+        SELECT n.id, n.disclosure_id, n.patron_id, n.iss, n.jti, n."case", n.court, n.instrument,
+               n.categories, n.period_from, n.period_to, n.not_before, n.created_at
+        FROM jsonb_to_recordset(batch->'notices') AS n(
+            id text, disclosure_id text, patron_id text, iss text, jti text, "case" text,
+            court text, instrument text, categories text, period_from date, period_to date,
+            not_before date, created_at timestamptz);
+    END IF;
 
     UPDATE audit_head
     SET seq = (batch->'next'->>0)::bigint, hash = batch->'next'->>1
