@@ -309,16 +309,20 @@ async def _read_store(
     limit = runtime.settings.max_records_per_response
     positions = cursor.positions if cursor else {}
     todo = [c for c in obligations.categories if cursor is None or c.value in positions]
+
+    async def fetch(category: Category) -> Page:
+        return await runtime.store.fetch(
+            obligations, category, limit=limit, cursor=positions.get(category.value)
+        )
+
     try:
-        # A task group cancels the other reads as soon as one fails: nothing will be released.
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(
-                    runtime.store.fetch(obligations, c, limit=limit, cursor=positions.get(c.value))
-                )
-                for c in todo
-            ]
-        pages = [task.result() for task in tasks]
+        if len(todo) == 1:  # most requests: no tasks to start for one read
+            pages = [await fetch(todo[0])]
+        else:
+            # A task group cancels the other reads as soon as one fails: nothing is released.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(fetch(c)) for c in todo]
+            pages = [task.result() for task in tasks]
     except Exception as exc:
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
         if any(isinstance(e, CursorInvalid) for e in errors):
