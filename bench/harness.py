@@ -430,6 +430,26 @@ def baseline(records_url: str) -> Any:
 # --------------------------------------------------------------------------- load
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU used so far by this machine's PostgreSQL processes (0 when none can be read)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def ensure_wrk() -> str:
     """The wrk binary; installed from Debian's packages when missing and we may, else exit."""
     found = shutil.which("wrk")

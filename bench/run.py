@@ -115,13 +115,22 @@ class Bench:
         """Warm up, then 64 connections and 1 connection."""
         args = self.args
         self.load(server, kind, args.connections, args.warmup)
+        before = harness.cpu_seconds(server.pid), harness.postgres_cpu_seconds()
         many = self.load(server, kind, args.connections, args.duration)
+        after = harness.cpu_seconds(server.pid), harness.postgres_cpu_seconds()
         one = self.load(server, kind, 1, args.duration)
+        # CPU per answered request at 64 connections: is the server bound by its own CPU?
+        answered = max(many["requests"], 1)
+        many["cpu_ms_per_request"] = round((after[0] - before[0]) / answered * 1000, 3)
+        many["postgres_cpu_ms_per_request"] = round((after[1] - before[1]) / answered * 1000, 3)
+        many["server_cpu_busy"] = round((after[0] - before[0]) / args.duration, 2)
         row = {"c64": many, "c1": one}
         print(
             f"   {kind:<9} {many['rps']:>9.1f} rps   "
             f"p50/p99 @1 {ms(one, 'p50'):6.2f}/{ms(one, 'p99'):6.2f} ms   "
-            f"@{args.connections} {ms(many, 'p50'):6.2f}/{ms(many, 'p99'):6.2f} ms"
+            f"@{args.connections} {ms(many, 'p50'):6.2f}/{ms(many, 'p99'):6.2f} ms   "
+            f"cpu/req {many['cpu_ms_per_request']:.3f} ms "
+            f"(+pg {many['postgres_cpu_ms_per_request']:.3f}), busy {many['server_cpu_busy']:.0%}"
         )
         return row
 

@@ -25,14 +25,6 @@ async def engine(state_url: str) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
-@pytest.fixture
-async def writer(engine: AsyncEngine) -> AsyncIterator[AuditWriter]:
-    w = AuditWriter(engine)
-    w.start()
-    yield w
-    await w.close()
-
-
 def entry(i: int, **kw: object) -> Entry:
     return Entry(kind="evaluation", effect="deny", body={"v": 1, "n": i, "reasons": []}, **kw)  # type: ignore[arg-type]
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit import service
-from app.audit.writer import AuditWriter, Entry, UseClaim
+from app.audit.writer import Appended, AuditWriter, Entry, UseClaim
 from app.callers.models import Client
 from app.core import migrations
 from app.core.database import create_engine
@@ -56,14 +56,6 @@ async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
         )
     yield engine
     await engine.dispose()
-
-
-@pytest.fixture
-async def writer(engine: AsyncEngine) -> AsyncIterator[AuditWriter]:
-    writer = AuditWriter(engine)
-    writer.start()
-    yield writer
-    await writer.close()
 
 
 def permit(n: int, *, max_uses: int = 5, with_rows: bool = False) -> Entry:
@@ -169,47 +161,49 @@ async def test_a_head_moved_by_another_replica_is_appended_under_the_lock(
     assert (await service.verify_chain(engine)).ok
 
 
+async def stale_then_append(
+    engine: AsyncEngine, writer: AuditWriter, behind_its_back: str, **kw: Any
+) -> Appended:
+    """One permit the writer remembers, a change it cannot know of, then a second permit."""
+    await writer.append(permit(1, **kw))
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(behind_its_back)
+    appended = await writer.append(permit(2, with_rows=True, **kw))
+    assert writer.batches["single_statement"] == 0  # the guess was stale: under the lock
+    return appended
+
+
 async def test_a_use_consumed_behind_the_writers_back_is_seen_under_the_lock(
     engine: AsyncEngine, writer: AuditWriter
 ) -> None:
-    await writer.append(permit(1, max_uses=2))
-    async with engine.begin() as conn:
-        await conn.exec_driver_sql("UPDATE order_uses SET uses = 2")
-    refused = await writer.append(permit(2, max_uses=2))
+    refused = await stale_then_append(engine, writer, "UPDATE order_uses SET uses = 2", max_uses=2)
     assert refused.refused == (Reason.ORDER_EXHAUSTED,)
     assert await scalar(engine, "SELECT uses FROM order_uses") == 2
-    assert writer.batches["single_statement"] == 0
 
 
 async def test_an_order_revoked_behind_the_writers_back_is_refused_under_the_lock(
     engine: AsyncEngine, writer: AuditWriter
 ) -> None:
-    await writer.append(permit(1))
-    async with engine.begin() as conn:
-        await conn.exec_driver_sql(
-            "INSERT INTO order_revocations (iss, jti, reason, revoked_by, revoked_at) "
-            f"VALUES ('{ORDER[0]}', '{ORDER[1]}', 'r', 'counsel', now())"
-        )
-    refused = await writer.append(permit(2, with_rows=True))
+    revoke = (
+        "INSERT INTO order_revocations (iss, jti, reason, revoked_by, revoked_at) "
+        f"VALUES ('{ORDER[0]}', '{ORDER[1]}', 'r', 'counsel', now())"
+    )
+    refused = await stale_then_append(engine, writer, revoke)
     assert refused.refused == (Reason.ORDER_REVOKED,)
     assert await scalar(engine, "SELECT uses FROM order_uses") == 1
     assert await scalar(engine, "SELECT count(*) FROM disclosures") == 0
     assert await scalar(engine, "SELECT count(*) FROM notices") == 0
     # The hold stands regardless: the order was evaluated.
     assert await scalar(engine, "SELECT count(*) FROM legal_holds") == 1
-    assert writer.batches["single_statement"] == 0
 
 
 async def test_a_caller_revoked_behind_the_writers_back_is_refused_under_the_lock(
     engine: AsyncEngine, writer: AuditWriter
 ) -> None:
-    await writer.append(permit(1))
-    async with engine.begin() as conn:
-        await conn.exec_driver_sql("UPDATE clients SET revoked_at = now()")
-    refused = await writer.append(permit(2))
+    refused = await stale_then_append(engine, writer, "UPDATE clients SET revoked_at = now()")
     assert refused.refused == (Reason.CALLER_UNAUTHENTICATED,)
     assert await scalar(engine, "SELECT uses FROM order_uses") == 1
-    assert writer.batches["single_statement"] == 0
+    assert await scalar(engine, "SELECT count(*) FROM disclosures") == 0
 
 
 async def test_an_exhausted_order_known_to_the_writer_is_refused_in_one_statement(
