@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -466,6 +467,14 @@ def ensure_wrk() -> str:
             "`sudo apt-get install -y wrk` (Debian/Ubuntu) and run again."
         )
     return found
+
+
+def load_get(url: str, connections: int, seconds: float) -> dict[str, Any]:
+    """One wrk run of plain GETs at ``url``: requests and requests per second."""
+    argv = [ensure_wrk(), "-t1", f"-c{connections}", f"-d{round(seconds)}s", url]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"requests": requests, "rps": round(requests / seconds, 1), "connections": connections}
 
 
 def load(url: str, bodies: Path, key: str, *, connections: int, seconds: float) -> dict[str, Any]:

@@ -143,15 +143,39 @@ class Bench:
             figures = {kind: self.measure(base if kind == "baseline" else bw, kind)
                        for kind in ("baseline", "permit", "deny")}  # fmt: skip
             audit = self.audit(bw)
+            fixed = self.fixed_cost(base, bw)
         ratios = compare(figures)
         for name, value in ratios.items():
             op, bound = TARGETS[name]
             print(f"   {name:<22} {value:8.3f}   target {op} {bound}   {verdict(name, value)}")
         return {"store": asdict(store), "records": same, "figures": figures, "ratios": ratios,
                 "targets": {k: verdict(k, v) for k, v in ratios.items()}, "audit": audit,
+                "fixed_cost": fixed,
                 "plan": harness.explain(store.url),
                 # Other work on the machine skews every figure: kept with them, to judge by.
                 "load_average": {"before": load_before, "after": os.getloadavg()}}  # fmt: skip
+
+    def fixed_cost(self, base: harness.Server, bw: harness.Server) -> dict[str, Any]:
+        """``GET /healthz`` on both servers: what every request costs before any work is done.
+
+        Both answer a constant; the difference is the framework, middleware, logging and
+        headers that every Bulwark request goes through, measured apart from its own work.
+        """
+        out = {}
+        for name, server in (("baseline", base), ("bulwark", bw)):
+            started = harness.cpu_seconds(server.pid)
+            result = harness.load_get(f"{server.url}/healthz", self.args.connections, 5)
+            cpu = harness.cpu_seconds(server.pid) - started
+            result["cpu_ms_per_request"] = round(cpu / max(result["requests"], 1) * 1000, 3)
+            out[name] = result
+        print(
+            "   GET /healthz   "
+            + "   ".join(
+                f"{n} {r['rps']:.0f} rps, cpu/req {r['cpu_ms_per_request']:.3f} ms"
+                for n, r in out.items()
+            )
+        )
+        return out
 
     def same_answer(self, base: harness.Server, bw: harness.Server) -> int:
         """Both servers return the same records for the benchmark request; the deny denies."""
