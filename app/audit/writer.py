@@ -170,10 +170,12 @@ class AuditWriter:
         if not self.running:
             raise AuditUnavailable("The audit writer is not running; nothing was released.")
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(entry, future))
+        self._queue.put_nowait(_Pending(entry, future))  # the queue is unbounded
         try:
-            # shield: a client that disconnects must not cancel the write of its own event.
-            return await asyncio.wait_for(asyncio.shield(future), APPEND_TIMEOUT_SECONDS)
+            # A request that is cancelled (its client left) or times out stops waiting, and
+            # its future with it; the entry is already queued and is written all the same.
+            async with asyncio.timeout(APPEND_TIMEOUT_SECONDS):
+                return await future
         except TimeoutError:
             raise AuditUnavailable("The audit log did not answer in time.") from None
 

@@ -274,3 +274,18 @@ async def test_an_entry_the_database_refuses_fails_alone(
     assert isinstance(failed[0], AuditUnavailable)
     assert sorted(r.seq for r in results if not isinstance(r, BaseException)) == list(range(1, 11))
     assert (await service.verify_chain(engine)).ok
+
+
+async def test_a_request_that_stops_waiting_still_has_its_event_written(
+    engine: AsyncEngine, writer: AuditWriter
+) -> None:
+    waiting = asyncio.create_task(writer.append(entry(1)))
+    await asyncio.sleep(0)  # queued, and waiting for its commit
+    waiting.cancel()  # its client went away
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    after = await writer.append(entry(2))
+    assert after.seq == 2  # the first request's event took seq 1 all the same
+    verdict = await service.verify_chain(engine)
+    assert verdict.ok
+    assert verdict.events == 2
