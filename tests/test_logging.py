@@ -156,3 +156,22 @@ def test_a_logged_exception_gives_its_type_never_its_message_or_traceback() -> N
     assert line["message"] == "unexpected error"
     assert DEMO_PATRON not in json.dumps(line)
     assert "Traceback" not in json.dumps(line)
+
+
+def test_timestamps_are_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+    import time
+
+    monkeypatch.setenv("TZ", "America/Chicago")
+    time.tzset()
+    try:
+        record = logging.LogRecord("bulwark.test", logging.INFO, "", 0, "line", (), None)
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    expected = dt.datetime.fromtimestamp(record.created, dt.UTC)
+    assert (
+        line["ts"]
+        == expected.strftime("%Y-%m-%dT%H:%M:%S.") + f"{expected.microsecond // 1000:03d}Z"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 #: Attributes every LogRecord has; anything else on a record was passed in ``extra``.
@@ -21,7 +22,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": _utc_timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -33,6 +34,18 @@ class JsonFormatter(logging.Formatter):
             # The type only: a traceback's frames can hold request data in their locals' reprs.
             entry["error_type"] = record.exc_info[0].__name__
         return json.dumps(entry, default=str)
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
+def _utc_timestamp(created: float) -> str:
+    """``created`` as ISO 8601 UTC with milliseconds; the seconds part is formatted once."""
+    global _second
+    whole = int(created)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
 
 
 #: Libraries whose own lines can carry request data: httpx logs every request's URL at INFO
@@ -59,6 +72,13 @@ def quiet_libraries() -> None:
 
 def configure_logging(level: str = "INFO") -> None:
     """Send Bulwark's and uvicorn's logs to stderr as JSON lines."""
+    # A line is written per request: skip what the logging module would gather for every
+    # record and no line of Bulwark's prints (caller's file and line, thread, process; the
+    # logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
