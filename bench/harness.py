@@ -412,10 +412,10 @@ def _wait_healthy(server: Server) -> None:
     raise RuntimeError(f"{server.name} did not become healthy: {server.log.read_text()[-3000:]}")
 
 
-def bulwark(deployment: Deployment, records_url: str) -> Any:
-    """``bulwark serve`` with one worker on the deployment's state and ``records_url``."""
+def bulwark(deployment: Deployment, records_url: str, workers: int = 1) -> Any:
+    """``bulwark serve`` (one worker unless asked) on the deployment's state and ``records_url``."""
     port = free_port()
-    env = {**deployment.env, "BULWARK_RECORDS_URL": records_url, "BULWARK_WORKERS": "1"}
+    env = {**deployment.env, "BULWARK_RECORDS_URL": records_url, "BULWARK_WORKERS": str(workers)}
     argv = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
     return serve("bulwark", argv, env, port)
 
@@ -432,9 +432,16 @@ def baseline(records_url: str) -> Any:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU a process has used so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU used so far by a process and its children (uvicorn's workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself, or its parent is
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def postgres_cpu_seconds() -> float:

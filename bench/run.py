@@ -67,6 +67,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of load before each")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="Bulwark's workers (the targets are for one)"
+    )
     parser.add_argument("--scale", action="store_true", help="also the 10k/1M/10M-row runs")
     parser.add_argument("--profile", action="store_true", help="also profile under load")
     parser.add_argument("--profile-seconds", type=int, default=15)
@@ -138,7 +141,10 @@ class Bench:
         """Baseline, permit and deny against one records store."""
         print(f"\n== {store.backend}: {store.loans:,} loans over {store.patrons:,} patrons")
         load_before = os.getloadavg()
-        with harness.baseline(store.url) as base, harness.bulwark(self.deployment, store.url) as bw:
+        with (
+            harness.baseline(store.url) as base,
+            harness.bulwark(self.deployment, store.url, self.args.workers) as bw,
+        ):
             same = self.same_answer(base, bw)
             figures = {kind: self.measure(base if kind == "baseline" else bw, kind)
                        for kind in ("baseline", "permit", "deny")}  # fmt: skip
