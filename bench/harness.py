@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,31 +431,28 @@ def baseline(records_url: str) -> Any:
 # --------------------------------------------------------------------------- load
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU used so far by a process and its children (uvicorn's workers)."""
+def _proc_cpu_seconds(wanted: Callable[[str, str, list[str]], bool]) -> float:
+    """User plus system CPU of the processes ``wanted(pid, name, fields)`` picks (``/proc``)."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself, or its parent is
+            head, tail = stat.read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue  # a process that ended while we looked
+        fields = tail.split()
+        if wanted(stat.parent.name, head.split("(", 1)[-1], fields):
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU used so far by a process and its children (uvicorn's workers)."""
+    return _proc_cpu_seconds(lambda p, _name, fields: str(pid) in (p, fields[1]))
 
 
 def postgres_cpu_seconds() -> float:
     """CPU used so far by this machine's PostgreSQL processes (0 when none can be read)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    return _proc_cpu_seconds(lambda _p, name, _fields: name == "postgres")
 
 
 def ensure_wrk() -> str:
