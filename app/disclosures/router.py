@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.core.deps import Evaluator, Requester, RuntimeDep
-from app.core.problems import BulwarkError, problem_response, problem_responses
+from app.core.problems import problem_responses
 from app.disclosures import service
 from app.disclosures.schemas import (
     AuditRef,
@@ -46,11 +46,10 @@ async def create_disclosure(
     """
     try:
         released = await service.disclose(runtime, caller, body, request.state.request_id)
-    except BulwarkError as exc:
-        _remember(request, "deny", [str(r) for r in exc.reasons])
-        # The problem+json the error handler would render, answered here: a refusal is an
-        # expected outcome, and it need not climb through every framework layer to get there.
-        return problem_response(exc, request)
+    except Exception as exc:
+        reasons = getattr(exc, "reasons", [])
+        _remember(request, "deny", [str(r) for r in reasons])
+        raise
     _remember(request, "permit", [])
     return Response(released.body(), media_type="application/json")
 

@@ -62,10 +62,6 @@ class Released:
         head = json.dumps(self.envelope, ensure_ascii=False, separators=(",", ":"))
         return f'{head[:-1]},"records":{self.records_json}}}'.encode()
 
-    def json(self) -> dict[str, Any]:
-        """The whole answer as a value (tests and in-process callers)."""
-        return {**self.envelope, "records": json.loads(self.records_json)}
-
 
 @dataclass(frozen=True, slots=True)
 class Evaluated:

@@ -115,11 +115,6 @@ async def place_holds(conn: AsyncConnection, rows: Iterable[HoldRow]) -> None:
     await conn.execute(_upsert(conn.dialect.name), [{**r, "created_at": now} for r in merged])
 
 
-async def place_hold(conn: AsyncConnection, spec: HoldSpec) -> None:
-    """Hold each patron of one order (see :func:`place_holds`)."""
-    await place_holds(conn, spec_rows(spec))
-
-
 @functools.cache
 def _upsert(dialect: str) -> Any:
     """The hold upsert of one dialect, built once and run as an executemany (compiled once)."""

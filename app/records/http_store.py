@@ -27,7 +27,6 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -68,7 +67,6 @@ class HttpRecordsStore:
             raise MappingError("the mapping describes SQL tables, but the URL is an HTTP API")
         self._base = base_url.rstrip("/")
         self._mapping = mapping
-        self._fields = MappingProxyType(mapping.fields())  # asked on every request
         self._client = client
         self._max_bytes = max_response_bytes
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
@@ -80,7 +78,7 @@ class HttpRecordsStore:
 
     def fields(self) -> Mapping[Category, tuple[str, ...]]:
         """Per mapped category, the output field names the mapping allows to leave."""
-        return self._fields
+        return self._mapping.fields()
 
     async def validate(self) -> None:
         """An HTTP store has no schema to inspect: confirm that it answers its health path."""

@@ -32,9 +32,10 @@ import re
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from app.orders.models import Category
 
@@ -108,9 +109,17 @@ class RecordsMapping(BaseModel):
     categories: dict[Category, CategoryMapping]
     health_path: str = "/healthz"
 
-    def fields(self) -> dict[Category, tuple[str, ...]]:
+    _fields: Mapping[Category, tuple[str, ...]] = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Asked on every request (the policy narrows by it): built once, read-only.
+        self._fields = MappingProxyType(
+            {cat: tuple(m.fields) for cat, m in self.categories.items()}
+        )
+
+    def fields(self) -> Mapping[Category, tuple[str, ...]]:
         """Per mapped category, the output field names, in file order."""
-        return {cat: tuple(m.fields) for cat, m in self.categories.items()}
+        return self._fields
 
     def sql(self, category: Category) -> SqlCategory:
         """The SQL mapping of ``category`` (KeyError when not mapped)."""

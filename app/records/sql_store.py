@@ -36,7 +36,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
@@ -116,7 +115,6 @@ class SqlRecordsStore:
         if mapping.kind != "sql":
             raise MappingError("the mapping describes an HTTP store, but the URL is a database")
         self._mapping = mapping
-        self._fields = MappingProxyType(mapping.fields())  # asked on every request
         self._timeout = timeout
         self._dialect = dialect_of(url)
         self._engine: AsyncEngine = create_engine(url, pool_size=pool_size)
@@ -141,7 +139,7 @@ class SqlRecordsStore:
 
     def fields(self) -> Mapping[Category, tuple[str, ...]]:
         """Per mapped category, the output field names the mapping allows to leave."""
-        return self._fields
+        return self._mapping.fields()
 
     async def validate(self) -> None:
         """Check the live schema: every table or view and every mapped column exists.

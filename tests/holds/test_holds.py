@@ -256,7 +256,7 @@ async def _upserts_keep_the_later_end(url: str) -> None:
             (base - dt.timedelta(days=30), ("P1",)),  # a shorter one never cuts a hold short
         ):
             async with engine.begin() as conn:
-                await service.place_hold(conn, _spec(until, patrons))
+                await service.place_holds(conn, service.spec_rows(_spec(until, patrons)))
         listed = await service.list_holds(engine, now=base - dt.timedelta(days=365))
     finally:
         await engine.dispose()
