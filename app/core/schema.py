@@ -3,7 +3,7 @@
 from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
 from app.core.models import metadata
-from app.disclosures.models import Disclosure
+from app.disclosures.models import Continuation, Disclosure
 from app.holds.models import LegalHold
 from app.notices.models import Notice
 from app.orders.models import OrderUse, Revocation
@@ -15,6 +15,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Client",
+    "Continuation",
     "Disclosure",
     "LegalHold",
     "Notice",

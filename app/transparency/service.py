@@ -54,6 +54,7 @@ REFUSAL_CODES: Final = tuple(
     or r is Reason.CALLER_UNAUTHENTICATED
 )
 CATEGORIES: Final = tuple(c.value for c in Category)
+DISCLOSURE_KINDS: Final = frozenset({"disclosure", "disclosure_page"})
 
 Figure = int | str
 
@@ -82,9 +83,20 @@ def instrument_of(body: dict[str, Any]) -> str:
     return instrument if instrument in INSTRUMENTS else UNRECOGNISED
 
 
-def count_event(tallies: dict[str, _Tally], effect: str, body: dict[str, Any]) -> None:
-    """Add one disclosure event to its row."""
+def count_event(
+    tallies: dict[str, _Tally], effect: str, body: dict[str, Any], kind: str = "disclosure"
+) -> None:
+    """Add one disclosure event to its row.
+
+    A later page of a disclosure (``disclosure_page``) is not a request: only the records it
+    released count, under the request that spent the use.
+    """
     tally = tallies[instrument_of(body)]
+    if kind == "disclosure_page":
+        if effect == "permit":
+            for category, n in ((body.get("released") or {}).get("counts") or {}).items():
+                tally.released[str(category)] += int(n)
+        return
     tally.measures["requests"] += 1
     if effect == "permit":
         tally.measures["permitted"] += 1
@@ -100,8 +112,8 @@ def count_event(tallies: dict[str, _Tally], effect: str, body: dict[str, Any]) -
 
 async def disclosure_events(
     engine: AsyncEngine, start: dt.datetime, end: dt.datetime
-) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """``(effect, body)`` of each disclosure event with ``start <= ts < end``, in seq order.
+) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
+    """``(kind, effect, body)`` of each disclosure event and page with ``start <= ts < end``.
 
     The time index gives the first and last sequence numbers of the period; the events
     between are then read in windows of :data:`PAGE` sequence numbers on the primary key, and
@@ -123,8 +135,8 @@ async def disclosure_events(
         async with engine.connect() as conn:
             rows = (await conn.execute(select(*cols).where(window).order_by(EVENTS.c.seq))).all()
         for row in rows:
-            if row.kind == "disclosure" and start <= row.ts < end:
-                yield str(row.effect), json.loads(row.body)
+            if row.kind in DISCLOSURE_KINDS and start <= row.ts < end:
+                yield str(row.kind), str(row.effect), json.loads(row.body)
 
 
 def period_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -140,8 +152,8 @@ async def build_report(
     """The report for the inclusive UTC date range ``start``..``end``; see the module doc."""
     tallies = {row: _Tally() for row in ROWS}
     lo, hi = period_bounds(start, end)
-    async for effect, body in disclosure_events(engine, lo, hi):
-        count_event(tallies, effect, body)
+    async for kind, effect, body in disclosure_events(engine, lo, hi):
+        count_event(tallies, effect, body, kind)
     rules = policy.policy.transparency
     banded = {i.value for i in rules.banded_instruments}
     return {
