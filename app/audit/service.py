@@ -56,6 +56,7 @@ async def _rows(engine: AsyncEngine, after: int = 0) -> AsyncIterator[Any]:
     """Every event after ``after`` in order, a page at a time (keyset, not offset)."""
     cols = (
         EVENTS.c.seq,
+        EVENTS.c.ts,
         EVENTS.c.kind,
         EVENTS.c.effect,
         EVENTS.c.body,
@@ -93,7 +94,16 @@ def _row_fault(row: Any, expected_seq: int, prev: str) -> str | None:
         or f'"effect":{json.dumps(row.effect)}' not in body
     ):
         return "indexed columns disagree with the hashed body"
+    # Every event since the first release hashes its time; the column must say the same, or
+    # a rewritten ts (which moves an event between report periods) would pass.
+    if f'"ts":"{_stamp(row.ts)}"' not in body:
+        return "the event's time disagrees with the hashed body"
     return None
+
+
+def _stamp(ts: dt.datetime) -> str:
+    """An event time as the writer puts it in the body (UTC, microseconds)."""
+    return ts.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> VerifyResult:
