@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit import fastpath
 from app.audit.chain import canonical, chain_hash
+from app.audit.figures import add_figures, batch_rows
 from app.audit.landed import landed
 from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
@@ -273,6 +274,7 @@ class AuditWriter:
             disclosures=plan.disclosures,
             holds=merge_holds(plan.holds),
             notices=plan.notices,
+            figures=batch_rows(plan.events),
         )
         try:
             if self._conn is None:
@@ -331,6 +333,7 @@ class AuditWriter:
         plan = await _decide(batch, facts, seq, prev, utcnow(), conn)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
+        await add_figures(conn, batch_rows(plan.events))  # the report's, with their events
         if plan.disclosures:
             await conn.execute(insert(DISCLOSURES), plan.disclosures)
         if plan.holds:

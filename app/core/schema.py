@@ -1,6 +1,6 @@
 """Every table of the state database, imported in one place for Alembic and the checks."""
 
-from app.audit.models import AuditEvent, AuditHead
+from app.audit.models import AuditEvent, AuditHead, ReportFigure
 from app.callers.models import Client
 from app.core.models import metadata
 from app.disclosures.models import Continuation, Disclosure
@@ -21,6 +21,7 @@ __all__ = [
     "Notice",
     "OrderUse",
     "RateLimitCounter",
+    "ReportFigure",
     "Revocation",
     "target_metadata",
 ]

@@ -55,6 +55,9 @@ from app.runtime import Runtime
 
 logger = logging.getLogger("bulwark.disclosures")
 
+#: The one reason label metrics give a decision about a banded instrument (app.metrics).
+BANDED_LABEL = "banded_instrument"
+
 USES = OrderUse.__table__  # type: ignore[attr-defined]
 REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
 
@@ -340,7 +343,26 @@ async def _record_refusal(
     )
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
         raise AuthError()
-    raise DeniedError(list(reasons) or [Reason.ORDER_MISSING], audit_seq=appended.seq)
+    raise DeniedError(
+        list(reasons) or [Reason.ORDER_MISSING],
+        audit_seq=appended.seq,
+        banded=_banded(runtime, base.get("order")),
+    )
+
+
+def _banded(runtime: Runtime, order: Any) -> bool:
+    """Whether an event's order is a verified one of an instrument the policy bands."""
+    if not isinstance(order, dict) or order.get("verified") is not True:
+        return False
+    banded = {i.value for i in runtime.policy.policy.transparency.banded_instruments}
+    return order.get("instrument") in banded
+
+
+def metrics_reasons(runtime: Runtime, ev: Evaluated) -> list[str]:
+    """The reason codes metrics may count for ``ev``: none one by one for a banded instrument."""
+    if _banded(runtime, _order_summary(ev.check)):
+        return [BANDED_LABEL]
+    return [r.value for r in ev.decision.reasons]
 
 
 async def _read_store(runtime: Runtime, obligations: Obligations) -> dict[Category, list[Record]]:
@@ -482,7 +504,7 @@ async def _release(
     appended = await runtime.audit.append(entry)
     runtime.spent_orders.learn(claims, appended)
     if appended.refused:
-        _raise_refused(appended)
+        _raise_refused(appended, _banded(runtime, base.get("order")))
     uses = appended.uses if appended.uses is not None else ev.uses
     return _answer(
         disclosure_id, ev, claims, max(claims.max_uses - uses, 0), appended, handle, records_json
@@ -617,15 +639,15 @@ async def _release_page(
     )
     appended = await runtime.audit.append(entry)
     if appended.refused:
-        _raise_refused(appended)
+        _raise_refused(appended, _banded(runtime, base.get("order")))
     uses = max(claims.max_uses - ev.uses, 0)
     return _answer(page_id, ev, claims, uses, appended, handle, records_json)
 
 
-def _raise_refused(appended: Appended) -> NoReturn:
+def _raise_refused(appended: Appended, banded: bool) -> NoReturn:
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
         raise AuthError()
-    raise DeniedError(list(appended.refused), audit_seq=appended.seq)
+    raise DeniedError(list(appended.refused), audit_seq=appended.seq, banded=banded)
 
 
 def reasons_out(reasons: tuple[Reason, ...]) -> list[dict[str, str]]:

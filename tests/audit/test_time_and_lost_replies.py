@@ -24,6 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit import fastpath, service
+from app.audit.chain import GENESIS_HASH, canonical, chain_hash
+from app.audit.figures import read_figures
 from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.callers.models import Client
 from app.core import migrations
@@ -78,17 +80,61 @@ async def old_engine(state_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+async def write_as_the_previous_release(engine: AsyncEngine, n: int) -> None:
+    """Events, the head and an order's uses as the 0004 writer wrote them (raw SQL)."""
+    prev = GENESIS_HASH
+    base = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    async with engine.begin() as conn:
+        for seq in range(1, n + 1):
+            ts = base + dt.timedelta(days=seq)
+            order = {
+                "iss": ORDER[0],
+                "jti": ORDER[1],
+                "case": "c",
+                "verified": True,
+                "instrument": "national_security_letter" if seq % 2 else "court_order",
+            }
+            body = canonical(
+                {
+                    "v": 1,
+                    "seq": seq,
+                    "ts": ts.isoformat(timespec="microseconds"),
+                    "kind": "disclosure",
+                    "effect": "permit",
+                    "order": order,
+                    "reasons": [],
+                    "released": {"counts": {"circulation": seq}},
+                }
+            )
+            digest = chain_hash(prev, body)
+            await conn.execute(
+                sa.insert(service.EVENTS).values(
+                    seq=seq,
+                    ts=ts,
+                    kind="disclosure",
+                    effect="permit",
+                    body=body,
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+            prev = digest
+        await conn.execute(
+            sa.update(service.HEAD).where(service.HEAD.c.id == 1).values(seq=n, hash=prev)
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO order_uses (iss, jti, uses, max_uses, first_used_at, last_used_at) "
+                "VALUES (:i, :j, :n, 5, :t, :t)"
+            ),
+            {"i": ORDER[0], "j": ORDER[1], "n": n, "t": base},
+        )
+
+
 async def test_a_log_of_the_previous_release_upgrades_in_place(
     state_url: str, old_engine: AsyncEngine
 ) -> None:
-    writer = AuditWriter(old_engine)
-    writer.start()
-    claim = UseClaim(*ORDER, max_uses=5)
-    for n in range(4):
-        await writer.append(
-            Entry(kind="disclosure", effect="permit", body={"v": 1, "n": n}, use=claim)
-        )
-    await writer.close()
+    await write_as_the_previous_release(old_engine, 4)
     async with old_engine.begin() as conn:
         await conn.execute(
             text(
@@ -107,6 +153,11 @@ async def test_a_log_of_the_previous_release_upgrades_in_place(
         uses = (await conn.execute(text("SELECT uses FROM order_uses"))).scalar_one()
         revoked = (await conn.execute(text("SELECT jti FROM order_revocations"))).scalar_one()
     assert (uses, revoked) == (4, "order-2")
+    # The report's figures were counted from the log as it stood.
+    async with old_engine.connect() as conn:
+        figures = await read_figures(conn, dt.date(2026, 1, 1), dt.date(2026, 6, 30))
+    assert figures[("court_order", "permitted", "")] == 2
+    assert figures[("national_security_letter", "released", "circulation")] == 1 + 3
     # The old events' times are under the check too.
     async with old_engine.begin() as conn:
         await conn.execute(
