@@ -151,7 +151,8 @@ def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> Ap
 
 def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
     """The legal holds an evaluated order places, written with the event that records it."""
-    claims = ev.check.claims if ev.check else None
+    # Only a verified order places a hold (signature, claims and validity all checked).
+    claims = ev.check.claims if ev.check and ev.check.verified else None
     return hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
 
 

@@ -4,8 +4,11 @@
   SHA-256 of a random handle (app/disclosures/cursor.py).
 - ``report_figures``: the transparency report's figures per UTC day (app/audit/figures.py),
   filled from the existing log here, then written with every batch of events.
+- ``legal_holds.sealed_until``: the order's ``nondisclosure_until``; until then a hold shows
+  only the patron and its end (app/holds/service.py).
 - PostgreSQL: ``bulwark_append`` as in 0004, plus one block that adds the batch's figures
-  (``batch->'figures'``, absent or empty: nothing) in the same statement.
+  (``batch->'figures'``, absent or empty: nothing) in the same statement, and holds written
+  with their ``sealed_until``.
 
 Revision ID: 0005
 Revises: 0004
@@ -46,6 +49,35 @@ FIGURES_BLOCK = """
 ANCHOR = """
     UPDATE audit_head
     SET seq = (batch->'next'->>0)::bigint"""
+#: The holds block of 0004, each part with ``sealed_until`` added.
+HOLD_EDITS = (
+    (
+        """period_from, period_to,
+                                 held_until, created_at)""",
+        """period_from, period_to,
+                                 held_until, created_at, sealed_until)""",
+    ),
+    (
+        """               h.held_until, batch_now
+""",
+        """               h.held_until, batch_now, h.sealed_until
+""",
+    ),
+    (
+        """            period_to date, held_until timestamptz)""",
+        """            period_to date, held_until timestamptz, sealed_until date)""",
+    ),
+)
+
+
+def function() -> str:
+    """0004's ``bulwark_append`` with this revision's two additions."""
+    text = PREVIOUS.FUNCTION
+    for old, new in ((ANCHOR, FIGURES_BLOCK), *HOLD_EDITS):
+        if text.count(old) != 1:
+            raise RuntimeError("bulwark_append is not the one revision 0004 made")
+        text = text.replace(old, new)
+    return text
 
 
 def upgrade() -> None:
@@ -76,9 +108,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "line", "measure", "item", name=op.f("pk_report_figures")),
     )
     _fill_figures(figures)
+    with op.batch_alter_table("legal_holds", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sealed_until", sa.Date(), nullable=True))
     if op.get_bind().dialect.name == "postgresql":
-        assert ANCHOR in PREVIOUS.FUNCTION
-        op.execute(PREVIOUS.FUNCTION.replace(ANCHOR, FIGURES_BLOCK, 1))
+        op.execute(function())
 
 
 def _fill_figures(figures: sa.Table) -> None:
@@ -130,6 +163,8 @@ def _utc(value: dt.datetime | str) -> dt.datetime:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PREVIOUS.FUNCTION)
+    with op.batch_alter_table("legal_holds", schema=None) as batch_op:
+        batch_op.drop_column("sealed_until")
     op.drop_table("report_figures")
     with op.batch_alter_table("disclosure_continuations", schema=None) as batch_op:
         batch_op.drop_index("ix_disclosure_continuations_expires_at")
