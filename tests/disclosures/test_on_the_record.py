@@ -156,3 +156,15 @@ async def test_a_failing_store_is_still_recorded_once(
     assert r.status_code == 503
     assert await count(runtime, "audit_events") == before + 1
     assert (await last_event(runtime))[1] == "error"
+
+
+async def test_to_at_the_end_of_the_calendar_is_422(
+    app_client: httpx.AsyncClient, keys: dict[str, str], order_token: Token
+) -> None:
+    token = order_token(patrons=[DEMO_PATRON], period=("2026-01-01", "9999-12-31"))
+    for path in ("/v1/disclosures", "/v1/decisions"):
+        r = await app_client.post(
+            path, json={**body(token), "to": "9999-12-31"}, headers=auth(keys["requester"])
+        )
+        assert r.status_code == 422, r.text
+        assert [x["code"] for x in r.json()["reasons"]] == ["request.invalid"]
