@@ -22,7 +22,7 @@ from app.callers.service import CallerRegistry
 from app.core import migrations, secrets
 from app.core.config import Settings
 from app.core.database import create_engine, redact
-from app.disclosures.cursor import CursorSigner
+from app.disclosures.cursor import Continuations
 from app.metrics import MeasuredStore, observe_audit_append
 from app.orders.approvals import ApprovalVerifier
 from app.orders.service import SpentOrders
@@ -56,7 +56,7 @@ class Runtime:
     audit: AuditWriter
     pseudonymize: Pseudonymizer
     checkpoint_key: ec.EllipticCurvePrivateKey
-    cursors: CursorSigner
+    cursors: Continuations
     approvals: ApprovalVerifier
     spent_orders: SpentOrders = field(default_factory=SpentOrders)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -144,7 +144,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         audit=audit,
         pseudonymize=Pseudonymizer(pseudonym_key, settings.pseudonym_key_id),
         checkpoint_key=checkpoint_key,
-        cursors=CursorSigner(pseudonym_key),
+        cursors=Continuations(pseudonym_key),
         approvals=approvals,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Column, Date, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from app.core.models import UTCDateTime
@@ -39,3 +39,21 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class ReportFigure(SQLModel, table=True):
+    """One published figure of one UTC day, kept as events are appended (app/audit/figures.py).
+
+    ``line`` is the report's row (a verified order's instrument, ``unverified`` or ``none``),
+    ``measure`` what is counted and ``item`` a reason code or category where the measure has
+    one (else ``""``). Written in the transaction of the events it counts, and checked
+    against them by ``bulwark audit verify``.
+    """
+
+    __tablename__ = "report_figures"
+
+    day: dt.date = Field(sa_column=Column(Date, primary_key=True))
+    line: str = Field(sa_column=Column(String(32), primary_key=True))
+    measure: str = Field(sa_column=Column(String(32), primary_key=True))
+    item: str = Field(sa_column=Column(String(64), primary_key=True))
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))

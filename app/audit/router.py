@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit import service
 from app.core.deps import Auditor, RuntimeDep
+from app.core.models import utcnow
 from app.core.problems import StateUnavailable
+from app.holds.service import sealed_orders
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -22,6 +24,11 @@ class AuditEventOut(BaseModel):
     prev_hash: str
     hash: str
     body: dict[str, Any] = Field(description="The hashed event; patrons only as pseudonyms.")
+    sealed: bool = Field(
+        default=False,
+        description="The event's order is under nondisclosure: its body is withheld until the "
+        "seal ends (`bulwark audit verify` still checks it).",
+    )
 
 
 _HASH = "e7a6dd8fdc8aa1af133340d7da4023bb16909314fb8ac9f8130fe4b4054e6b0d"
@@ -141,6 +148,18 @@ class CheckpointOut(BaseModel):
     public_key: str = Field(description="The deployment's checkpoint public key (PEM).")
 
 
+def _order_of(event: dict[str, Any]) -> tuple[str, str] | None:
+    order = event["body"].get("order")
+    if not isinstance(order, dict):
+        return None
+    iss, jti = order.get("iss"), order.get("jti")
+    return (iss, jti) if isinstance(iss, str) and isinstance(jti, str) else None
+
+
+def _orders(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {key for key in map(_order_of, events) if key is not None}
+
+
 @router.get(
     "/events",
     operation_id="listAuditEvents",
@@ -156,8 +175,13 @@ async def list_events(
     """Events in order, and the cursor for the next page."""
     try:
         events = await service.list_events(runtime.state, after=after, limit=limit)
+        sealed = await sealed_orders(runtime.state, _orders(events), utcnow().date())
     except Exception:
         raise StateUnavailable() from None
+    for event in events:
+        if _order_of(event) in sealed:
+            # Sealed means sealed: nothing that names the order, for any role, until the date.
+            event["body"], event["sealed"] = {"sealed": True}, True
     next_after = events[-1]["seq"] if len(events) == limit else None
     return AuditPage(events=[AuditEventOut(**e) for e in events], next_after=next_after)
 

@@ -48,6 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit import fastpath
 from app.audit.chain import canonical, chain_hash
+from app.audit.figures import add_figures, batch_rows
+from app.audit.landed import landed
 from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
 from app.core.models import utcnow
@@ -221,16 +223,23 @@ class AuditWriter:
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Appended]:
         head = self._known.head
+        unsure: tuple[_Plan, _Facts] | None = None
         if self._single_statement and head and all(p.entry.apply is None for p in batch):
-            results = await self._commit_single(batch, head)
-            if results is not None:
-                return results
+            outcome = await self._commit_single(batch, head)
+            if isinstance(outcome, list):
+                return outcome
+            unsure = outcome  # the statement failed: it may have committed all the same
             for pending in batch:  # decided on a stale guess: decide again, under the lock
                 pending.refused.clear()
                 pending.uses = None
         self._known.forget()  # learnt again only from what this batch commits
         conn, seq, prev = await self._begin()
         try:
+            if unsure is not None and await landed(conn, unsure[0].seq, unsure[0].hash):
+                # Its reply was lost after the commit: the batch is in the log, once.
+                await conn.rollback()
+                self._known.learn(*unsure)
+                return unsure[0].results
             plan, facts = await self._append(conn, batch, seq, prev)
             await conn.commit()
         except BaseException:
@@ -242,12 +251,13 @@ class AuditWriter:
 
     async def _commit_single(
         self, batch: Sequence[_Pending], head: tuple[int, str]
-    ) -> list[Appended] | None:
+    ) -> list[Appended] | tuple[_Plan, _Facts] | None:
         """Append ``batch`` in one statement (see :mod:`app.audit.fastpath`).
 
-        None when the guess was stale or the statement failed: nothing was written, and the
-        caller appends the batch under the lock, which also settles whether the database is
-        reachable at all.
+        None when the guess was stale: nothing was written. The plan sent when the statement
+        failed: it may have committed before its reply was lost (:mod:`app.audit.landed`).
+        Either way the caller then appends the batch under the lock, which also settles
+        whether the database is reachable at all.
         """
         facts = self._known.assume(batch)
         before = dict(facts.uses)
@@ -264,6 +274,7 @@ class AuditWriter:
             disclosures=plan.disclosures,
             holds=merge_holds(plan.holds),
             notices=plan.notices,
+            figures=batch_rows(plan.events),
         )
         try:
             if self._conn is None:
@@ -278,7 +289,7 @@ class AuditWriter:
                 extra={"error_type": type(exc).__name__},
             )
             await self._release()
-            return None
+            return plan, facts
         if outcome != fastpath.WRITTEN:
             logger.debug("single-statement audit append was stale", extra={"stale": outcome})
             return None
@@ -322,6 +333,7 @@ class AuditWriter:
         plan = await _decide(batch, facts, seq, prev, utcnow(), conn)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
+        await add_figures(conn, batch_rows(plan.events))  # the report's, with their events
         if plan.disclosures:
             await conn.execute(insert(DISCLOSURES), plan.disclosures)
         if plan.holds:

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     records_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     records_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_records_per_response: int = Field(default=1000, ge=1, le=100_000)
+    cursor_window_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=120,
+        description="Minutes a truncated disclosure's next page can be fetched (never past the "
+        "order's expiry); its records wait encrypted in the state database until then.",
+    )
     trust_store: Path | None = Field(default=None)
     policy: Path = Field(default=BUNDLED_POLICY)
     audience: str = Field(default="bulwark", min_length=1)

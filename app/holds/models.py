@@ -34,3 +34,5 @@ class LegalHold(SQLModel, table=True):
     period_to: dt.date = Field(sa_column=Column(Date, nullable=False))
     held_until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    #: The order's ``nondisclosure_until``: before it, nothing naming the order is shown.
+    sealed_until: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))

@@ -23,21 +23,31 @@ class HeldOrder(BaseModel):
 
 
 class HoldOut(BaseModel):
-    """Records a purge job must keep: this patron's, in these categories, over this period."""
+    """Records a purge job must keep: this patron's, in these categories, over this period.
+
+    A hold of a sealed order (``sealed``: the court forbids disclosure until a date) names
+    only the patron and the hold's end: keep every record of the patron until then.
+    """
 
     id: int
     patron_id: str
-    categories: list[str]
-    from_: str = Field(alias="from", description="First day of the held period.")
-    to: str = Field(description="Last day of the held period.")
+    sealed: bool = Field(
+        default=False,
+        description="The order is under nondisclosure: categories, period, order and "
+        "created_at are withheld; keep all of the patron's records until held_until.",
+    )
+    categories: list[str] | None
+    from_: str | None = Field(alias="from", description="First day of the held period.")
+    to: str | None = Field(description="Last day of the held period.")
     held_until: str = Field(description="The hold ends then: the order's expiry plus a margin.")
-    order: HeldOrder
-    created_at: str
+    order: HeldOrder | None
+    created_at: str | None
 
 
 EXAMPLE_HOLD: dict[str, Any] = {
     "id": 1,
     "patron_id": "P000123",
+    "sealed": False,
     "categories": ["circulation", "holds"],
     "from": "2026-01-01",
     "to": "2026-06-30",
