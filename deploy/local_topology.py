@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `app` is importable
 
+from app.core.files import private_dir, write_private_text  # noqa: E402
 from app.core.problems import BulwarkError, RequestTooLarge  # noqa: E402
 from app.core.reasons import Reason  # noqa: E402
 
@@ -50,14 +51,22 @@ KID = "demo-court-2026"
 
 
 def render_site(
-    upstreams: Sequence[str], *, listen: str, tls: bool, health_listen: str | None = None
+    upstreams: Sequence[str],
+    *,
+    listen: str,
+    tls: bool,
+    health_listen: str | None = None,
+    access_log: str = "/var/log/nginx/bulwark-access.log",
 ) -> str:
     """The nginx ``http``-level configuration: the upstream group and the public server.
 
     ``health_listen`` adds a plain-HTTP listener for the container's health check only (it
     answers ``/readyz`` through the upstream group, so it is healthy when a replica is).
     """
-    servers = "\n".join(f"    server {u} max_fails=1 fail_timeout=5s;" for u in upstreams)
+    # A replica is set aside only after three refused connections in ten seconds: a slow
+    # answer is never counted (timeouts are not a reason to try the next one, below), so one
+    # costly request cannot mark every replica down (issue 16).
+    servers = "\n".join(f"    server {u} max_fails=3 fail_timeout=10s;" for u in upstreams)
     if tls:
         listen_block = f"""    listen {listen} ssl;
     ssl_certificate     /etc/nginx/tls/fullchain.pem;
@@ -79,8 +88,14 @@ map $http_x_request_id $bulwark_request_id {{
     ""      $request_id;
 }}
 
+# The access log names the path without its query string ($uri, not $request: a query may
+# carry a patron id or a key) and the request id that the replica's own log line carries.
+log_format bulwark_access '$remote_addr [$time_iso8601] "$request_method $uri $server_protocol" '
+                          '$status $body_bytes_sent $request_time rid=$bulwark_request_id';
+
 server {{
 {listen_block}
+    access_log {access_log} bulwark_access;
     server_tokens off;
     client_max_body_size {MAX_BODY};
     client_body_buffer_size {MAX_BODY};  # bodies stay in memory: nothing written to disk
@@ -109,8 +124,27 @@ server {{
         proxy_read_timeout 30s;
         # A replica that refuses the connection is skipped. A POST already sent is never
         # replayed on another replica (nginx's default): it may have consumed an order's use.
-        proxy_next_upstream error timeout http_502 http_503;
+        # A request that timed out is not replayed either (no `timeout` here): the replica
+        # may still be working on it, and a second replica would only double the load.
+        proxy_next_upstream error http_502 http_503;
         proxy_next_upstream_tries 2;
+        proxy_next_upstream_timeout 3s;
+    }}
+
+    # Verification is long and costly: never replayed on another replica. A caller who
+    # goes away closes the upstream connection too (proxy_ignore_client_abort off), and
+    # Bulwark then stops the run that nobody waits for.
+    location = /v1/audit/verify {{
+        proxy_pass http://bulwark;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Request-ID $bulwark_request_id;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 120s;
+        proxy_next_upstream off;
     }}
 }}
 {_health_server(health_listen)}"""
@@ -152,7 +186,7 @@ events {{
     worker_connections 1024;
 }}
 http {{
-    access_log {prefix}/access.log;
+    access_log off;  # each server of the site sets its own, in the site's format
     client_body_temp_path {prefix}/spool/body;
     proxy_temp_path {prefix}/spool/proxy;
     fastcgi_temp_path {prefix}/spool/fastcgi;
@@ -231,7 +265,7 @@ class Topology:
         return done.stdout
 
     def up(self) -> dict[str, Any]:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         asyncio.run(self._admin(f'CREATE DATABASE "{self.database}"'))
         self.created = True
         self._prepare_files()
@@ -256,7 +290,8 @@ class Topology:
             },
             "pids": {name: p.pid for name, p in self.processes},
         }
-        (self.dir / "topology.json").write_text(json.dumps(info, indent=2))
+        # It holds the admin key: readable by this user only.
+        write_private_text(self.dir / "topology.json", json.dumps(info, indent=2))
         return info
 
     def _prepare_files(self) -> None:
@@ -295,7 +330,12 @@ class Topology:
         prefix = self.dir / "nginx"
         (prefix / "spool").mkdir(parents=True, exist_ok=True)
         upstreams = [r["url"].removeprefix("http://") for r in replicas]
-        site = render_site(upstreams, listen=f"127.0.0.1:{self.port}", tls=False)
+        site = render_site(
+            upstreams,
+            listen=f"127.0.0.1:{self.port}",
+            tls=False,
+            access_log=str(prefix / "access.log"),
+        )
         conf = prefix / "nginx.conf"
         conf.write_text(render_main(site, prefix))
         log = prefix / "stdout.log"

@@ -201,3 +201,49 @@ def _self_signed(cert_path: Path, key_path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
+
+
+def _site() -> str:
+    return (DEPLOY / "nginx" / "bulwark.conf").read_text()
+
+
+def _block(text: str, opening: str) -> str:
+    start = text.index(opening)
+    depth, i = 0, start
+    while True:
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start : i + 1]
+        i += 1
+
+
+def test_the_proxy_never_marks_a_replica_down_for_one_slow_answer() -> None:
+    site = _site()
+    for line in re.findall(r"^\s*server [\w-]+:8080[^;]*;", site, re.M):
+        fails = re.search(r"max_fails=(\d+)", line)
+        assert fails is None or int(fails.group(1)) >= 3 or int(fails.group(1)) == 0, line
+    # A timeout is never a reason to try (and so to count against) a replica.
+    for directive in re.findall(r"proxy_next_upstream\s+([^;]*);", site):
+        assert "timeout" not in directive.split(), directive
+        assert "non_idempotent" not in directive.split(), directive
+
+
+def test_the_proxy_never_replays_verification_on_the_other_replica() -> None:
+    verify = _block(_site(), "location = /v1/audit/verify")
+    assert re.search(r"proxy_next_upstream\s+off;", verify)
+    assert "proxy_ignore_client_abort on" not in verify  # a caller leaving stops the run
+
+
+def test_the_proxy_log_has_no_query_string_and_names_the_request_id() -> None:
+    site = _site()
+    fmt = re.search(r"log_format bulwark_access ((?:'[^']*'\s*)+);", site)
+    assert fmt is not None
+    words = fmt.group(1)
+    assert "$uri" in words and "$bulwark_request_id" in words
+    for leaky in ("$request ", '$request"', "$request_uri", "$args", "$query_string"):
+        assert leaky not in words, leaky
+    public = _block(site, "server {")
+    assert re.search(r"access_log \S+ bulwark_access;", public)
