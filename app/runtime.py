@@ -20,6 +20,7 @@ from app.audit.pseudonyms import Pseudonymizer
 from app.audit.writer import AuditWriter
 from app.callers.service import CallerRegistry
 from app.core import migrations, secrets
+from app.core.clock import StateClock
 from app.core.config import Settings
 from app.core.database import create_engine, redact
 from app.disclosures.cursor import CursorSigner
@@ -106,8 +107,10 @@ async def build_runtime(settings: Settings) -> Runtime:
         follow_redirects=False,
         trust_env=False,
     )
+    clock = StateClock(state, skew_seconds=policy.policy.clock_skew_seconds)
     try:
         await _prepare_state(settings, state)
+        await _measure_clock(settings, clock)
         store = await _open_store(settings, mapping, http)
     except BaseException:
         await http.aclose()
@@ -129,7 +132,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         max_lifetime_days=policy.policy.max_order_lifetime_days,
         max_token_bytes=settings.max_token_bytes,
     )
-    audit = AuditWriter(state, observe=observe_audit_append)
+    audit = AuditWriter(state, observe=observe_audit_append, now=clock.now)
     audit.start()
     return Runtime(
         settings=settings,
@@ -146,6 +149,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         checkpoint_key=checkpoint_key,
         cursors=CursorSigner(pseudonym_key),
         approvals=approvals,
+        extras={"clock": clock},
     )
 
 
@@ -159,6 +163,16 @@ async def _prepare_state(settings: Settings, state: AsyncEngine) -> None:
     except Exception as exc:
         raise StartupError(
             f"state database {redact(settings.state_url)} unreachable "
+            f"({type(exc).__name__}); check BULWARK_DATABASE_URL"
+        ) from None
+
+
+async def _measure_clock(settings: Settings, clock: StateClock) -> None:
+    try:
+        await clock.measure()
+    except Exception as exc:
+        raise StartupError(
+            f"state database {redact(settings.state_url)} did not tell its time "
             f"({type(exc).__name__}); check BULWARK_DATABASE_URL"
         ) from None
 

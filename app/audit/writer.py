@@ -132,8 +132,18 @@ class _Pending:
 class AuditWriter:
     """The single appender of one process; see the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, *, observe: Any = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        observe: Any = None,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self._engine = engine
+        # Events are dated by the state database's clock (app.core.clock), shared by every
+        # replica, and never before the event they follow (_stamp).
+        self._now = now or utcnow
+        self._last_ts: dt.datetime | None = None
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._observe = observe  # optional callback(seconds, batch_size) for metrics
@@ -237,6 +247,7 @@ class AuditWriter:
             await self._release()  # rolls back; the next batch starts on a fresh connection
             raise
         self._known.learn(plan, facts)
+        self._last_ts = plan.now
         self.batches["locked"] += 1
         return plan.results
 
@@ -251,7 +262,7 @@ class AuditWriter:
         """
         facts = self._known.assume(batch)
         before = dict(facts.uses)
-        plan = await _decide(batch, facts, head[0], head[1], utcnow(), None)
+        plan = await _decide(batch, facts, head[0], head[1], self._stamp(self._last_ts), None)
         document = fastpath.payload(
             head=head,
             next_head=(plan.seq, plan.hash),
@@ -283,6 +294,7 @@ class AuditWriter:
             logger.debug("single-statement audit append was stale", extra={"stale": outcome})
             return None
         self._known.learn(plan, facts)
+        self._last_ts = plan.now
         self.batches["single_statement"] += 1
         return plan.results
 
@@ -306,6 +318,11 @@ class AuditWriter:
                 return self._conn, seq, prev
         raise AssertionError("unreachable")
 
+    def _stamp(self, floor: dt.datetime | None) -> dt.datetime:
+        """Now, by the shared clock, but never before ``floor`` (the previous event's time)."""
+        now = self._now()
+        return now if floor is None or now >= floor else floor
+
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -319,7 +336,7 @@ class AuditWriter:
         # Everything the re-checks need, read once for the whole batch (one statement),
         # then decided in order in memory: the cost of a batch hardly grows with its size.
         facts = await _read_facts(conn, batch)
-        plan = await _decide(batch, facts, seq, prev, utcnow(), conn)
+        plan = await _decide(batch, facts, seq, prev, self._stamp(await _ts_of(conn, seq)), conn)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
         if plan.disclosures:
@@ -392,6 +409,16 @@ async def _decide(
         plan.results.append(Appended(plan.seq, digest_, now, tuple(pending.refused), pending.uses))
         plan.hash = digest_
     return plan
+
+
+async def _ts_of(conn: AsyncConnection, seq: int) -> dt.datetime | None:
+    """The time of event ``seq`` (the head), read under the lock: the next may not be earlier."""
+    if seq == 0:
+        return None
+    ts: dt.datetime | None = (
+        await conn.execute(select(EVENTS.c.ts).where(EVENTS.c.seq == seq))
+    ).scalar_one_or_none()
+    return ts
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy import and_, select
 from app.audit.chain import canonical
 from app.audit.writer import Appended, Entry, UseClaim
 from app.callers.service import Caller
-from app.core.models import utcnow
+from app.core.clock import clock_of
 from app.core.problems import (
     AuthError,
     BulwarkError,
@@ -237,7 +237,7 @@ async def dry_run(
     runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
 ) -> tuple[Evaluated, Appended]:
     """``POST /v1/decisions``: evaluate and record, consume nothing, touch no record."""
-    ev = await evaluate_request(runtime, body, now=utcnow())
+    ev = await evaluate_request(runtime, body, now=clock_of(runtime).now())
     entry = Entry(
         kind="evaluation",
         effect=ev.decision.effect.value,
@@ -256,7 +256,7 @@ async def disclose(
 ) -> Released:
     """``POST /v1/disclosures``: the whole path; returns the response body."""
     cursor = runtime.cursors.load(body.cursor) if body.cursor else None
-    now = utcnow()
+    now = clock_of(runtime).now()
     ev = await evaluate_request(
         runtime, body, now=now, continuation=cursor is not None, read_state=cursor is not None
     )
@@ -393,7 +393,7 @@ async def _release(
                 claims=claims,
                 categories=list(records),
                 period=obligations.period,
-                now=utcnow(),
+                now=clock_of(runtime).now(),
             )
         ),
     )

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.clock import clock_of
 from app.core.deps import HoldReader, RuntimeDep
-from app.core.models import utcnow
 from app.core.problems import StateUnavailable
 from app.holds import service
 
@@ -77,7 +77,11 @@ async def list_holds(
     """Holds whose end is still to come, by id; expired holds are not listed."""
     try:
         holds = await service.list_holds(
-            runtime.state, now=utcnow(), after=after, limit=limit, patron_id=patron_id
+            runtime.state,
+            now=clock_of(runtime).now(),
+            after=after,
+            limit=limit,
+            patron_id=patron_id,
         )
     except Exception:
         raise StateUnavailable() from None
