@@ -113,9 +113,11 @@ def db_upgrade() -> None:
     """Migrate the state database to this version, and create missing instance secrets."""
     from app.core import migrations
     from app.core.database import redact
+    from app.core.files import private_dir
     from app.core.secrets import ensure_instance_secrets
 
     settings = load_settings()
+    private_dir(settings.data_dir)  # state file and secrets: this user's only (0700)
     try:
         migrations.upgrade(settings.state_url)
     except Exception as exc:
@@ -124,7 +126,22 @@ def db_upgrade() -> None:
         ) from None
     for path in ensure_instance_secrets(settings):
         click.echo(f"created {path} (mode 0600)")
+    sealed = _run(_seal_at_rest(settings))
+    if sealed:
+        click.echo(f"sealed {sealed} patron ids held in clear by notices and legal holds")
     click.echo(f"state database {redact(settings.state_url)} at {migrations.head_revision()}")
+
+
+async def _seal_at_rest(settings: Settings) -> int:
+    from app.core.atrest import PatronSealer, seal_existing
+    from app.core.database import create_engine
+    from app.core.secrets import pseudonym_key
+
+    engine = create_engine(settings.state_url)
+    try:
+        return await seal_existing(engine, PatronSealer(pseudonym_key(settings)))
+    finally:
+        await engine.dispose()
 
 
 # --------------------------------------------------------------------------- clients
@@ -326,9 +343,25 @@ def audit_checkpoint() -> None:
 @click.option(
     "--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day included."
 )
-@click.option("--output", "-o", type=click.File("w"), default="-")
-def audit_export(start: dt.datetime | None, end: dt.datetime | None, output: Any) -> None:
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=Path("-"),
+    help="File to write (created 0600), or - for standard output.",
+)
+def audit_export(start: dt.datetime | None, end: dt.datetime | None, output: Path) -> None:
     """Write events as JSON Lines (each with its canonical body, to re-verify)."""
+    from app.core.files import open_private
+
+    if str(output) == "-":
+        _export(start, end, sys.stdout)
+        return
+    with open_private(output) as handle:  # the log's events: this user's only
+        _export(start, end, handle)
+
+
+def _export(start: dt.datetime | None, end: dt.datetime | None, output: Any) -> None:
     from app.audit import service
     from app.core.database import create_engine
 
@@ -424,7 +457,9 @@ def demo(directory: Path, port: int, no_serve: bool) -> None:
         return
     preflight(settings)
     # The worker processes read their settings from the environment: hand them exactly
-    # what the demo chose.
+    # what the demo chose, and nothing a production shell left there (issue 16).
+    for name in [n for n in os.environ if n.upper().startswith("BULWARK_")]:
+        del os.environ[name]
     chosen = settings.model_dump(mode="json", include=settings.model_fields_set)
     for name, value in chosen.items():
         os.environ[f"BULWARK_{name.upper()}"] = (

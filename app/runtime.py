@@ -20,6 +20,7 @@ from app.audit.pseudonyms import Pseudonymizer
 from app.audit.writer import AuditWriter
 from app.callers.service import CallerRegistry
 from app.core import migrations, secrets
+from app.core.atrest import PatronSealer, seal_existing
 from app.core.clock import StateClock
 from app.core.config import Settings
 from app.core.database import create_engine, redact
@@ -111,6 +112,7 @@ async def build_runtime(settings: Settings) -> Runtime:
     try:
         await _prepare_state(settings, state)
         await _measure_clock(settings, clock)
+        sealer = await _seal_at_rest(settings, state, pseudonym_key)
         store = await _open_store(settings, mapping, http)
     except BaseException:
         await http.aclose()
@@ -149,7 +151,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         checkpoint_key=checkpoint_key,
         cursors=CursorSigner(pseudonym_key),
         approvals=approvals,
-        extras={"clock": clock},
+        extras={"clock": clock, "sealer": sealer},
     )
 
 
@@ -165,6 +167,21 @@ async def _prepare_state(settings: Settings, state: AsyncEngine) -> None:
             f"state database {redact(settings.state_url)} unreachable "
             f"({type(exc).__name__}); check BULWARK_DATABASE_URL"
         ) from None
+
+
+async def _seal_at_rest(settings: Settings, state: AsyncEngine, key: bytes) -> PatronSealer:
+    """The sealer; clear patron ids an older release (or replica) left are sealed now."""
+    sealer = PatronSealer(key)
+    try:
+        sealed = await seal_existing(state, sealer)
+    except Exception as exc:
+        raise StartupError(
+            f"could not seal patron ids at rest in {redact(settings.state_url)} "
+            f"({type(exc).__name__})"
+        ) from None
+    if sealed:
+        logger.warning("sealed patron ids left in clear", extra={"count": sealed})
+    return sealer
 
 
 async def _measure_clock(settings: Settings, clock: StateClock) -> None:

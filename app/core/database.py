@@ -7,6 +7,8 @@ that several processes can share one file.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from app.core.files import PRIVATE_FILE, private_dir, tighten
 
 ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -57,6 +61,23 @@ def redact(url: str) -> str:
         return "<unparseable URL>"
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """The state file (and its WAL and shared-memory files) 0600, its new directory 0700.
+
+    SQLite creates its files with the process's umask (0644 by default): readable by every
+    user of the machine (issue 16). It gives the -wal and -shm files the main file's mode, so
+    creating the main file 0600 first is enough; files an older release made are tightened.
+    A directory Bulwark did not create keeps its mode (it may be shared, like /tmp); `bulwark
+    db upgrade` makes the data directory itself 0700.
+    """
+    if not path.parent.exists():
+        private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -83,7 +104,7 @@ def create_engine(
     if backend == "sqlite":
         database = target.database or ""
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(database))
         if read_only:
             kwargs["poolclass"] = NullPool
         else:

@@ -27,8 +27,8 @@ def private_dir(path: Path) -> Path:
 
 
 def tighten(path: Path) -> None:
-    """Make an existing file 0600 (no-op when it is missing)."""
-    with contextlib.suppress(FileNotFoundError):
+    """Make an existing file 0600 (no-op when it is missing or not this user's to change)."""
+    with contextlib.suppress(FileNotFoundError, PermissionError):
         if stat.S_IMODE(path.stat().st_mode) != PRIVATE_FILE:
             path.chmod(PRIVATE_FILE)
 

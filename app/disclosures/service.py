@@ -20,6 +20,7 @@ from sqlalchemy import and_, select
 from app.audit.chain import canonical
 from app.audit.writer import Appended, Entry, UseClaim
 from app.callers.service import Caller
+from app.core.atrest import sealer_of
 from app.core.clock import clock_of
 from app.core.problems import (
     AuthError,
@@ -136,7 +137,10 @@ def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> Ap
 def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
     """The legal holds an evaluated order places, written with the event that records it."""
     claims = ev.check.claims if ev.check else None
-    return hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+    # Stored sealed: the state database alone does not name the patron (app/core/atrest.py).
+    return sealer_of(runtime).seal_rows(
+        hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+    )
 
 
 def _check_categories(runtime: Runtime, categories: list[Category]) -> None:
@@ -389,7 +393,7 @@ async def _release(
             if cursor
             else notice_row(
                 disclosure_id=disclosure_id,
-                patron_id=ev.access.patron_id,
+                patron_id=sealer_of(runtime).seal(ev.access.patron_id),
                 claims=claims,
                 categories=list(records),
                 period=obligations.period,

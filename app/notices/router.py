@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.atrest import sealer_of
 from app.core.clock import clock_of
 from app.core.deps import Auditor, Notifier, RuntimeDep
 from app.core.problems import StateUnavailable, problem_responses
@@ -103,6 +104,7 @@ async def due(
     """Oldest first. A notice under a court's nondisclosure date is not listed before it."""
     try:
         notices = await service.due_notices(runtime.state, today=_today(runtime), limit=limit)
+        notices = sealer_of(runtime).open_rows(notices)
     except Exception:
         raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})
@@ -153,6 +155,7 @@ async def list_all(
         notices = await service.list_notices(
             runtime.state, today=_today(runtime), after=after, limit=limit
         )
+        notices = sealer_of(runtime).open_rows(notices)
     except Exception:
         raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})

@@ -2,6 +2,9 @@
 
 - ``audit_verified``: how far the chain has been verified from genesis, and the lease that
   makes ``GET /v1/audit/verify`` single-flight across replicas.
+- ``notices.patron_id`` and ``legal_holds.patron_id`` widened to 512 characters: they hold the
+  patron id sealed (app/core/atrest.py). The sealing itself needs the instance's key, which
+  the database does not hold: ``bulwark db upgrade`` and every start seal what is left clear.
 
 Revision ID: 0006
 Revises: 0004
@@ -19,6 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 GENESIS_HASH = "0" * 64
+SEALED_LENGTH = 512
 
 
 def upgrade() -> None:
@@ -34,7 +38,24 @@ def upgrade() -> None:
     )
     # Nothing verified yet: the first verification after the upgrade starts at genesis.
     op.bulk_insert(verified, [{"id": 1, "seq": 0, "hash": GENESIS_HASH}])
+    for table in ("notices", "legal_holds"):
+        with op.batch_alter_table(table) as batch:
+            batch.alter_column(
+                "patron_id",
+                existing_type=sa.String(length=128),
+                type_=sa.String(length=SEALED_LENGTH),
+                existing_nullable=False,
+            )
 
 
 def downgrade() -> None:
+    # Sealed ids stay sealed (a downgrade cannot open them without the key).
+    for table in ("notices", "legal_holds"):
+        with op.batch_alter_table(table) as batch:
+            batch.alter_column(
+                "patron_id",
+                existing_type=sa.String(length=SEALED_LENGTH),
+                type_=sa.String(length=128),
+                existing_nullable=False,
+            )
     op.drop_table("audit_verified")
