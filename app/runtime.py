@@ -23,7 +23,9 @@ from app.core import migrations, secrets
 from app.core.atrest import PatronSealer, seal_existing
 from app.core.clock import StateClock
 from app.core.config import Settings
+from app.core.config_proof import ConfigFileUnsafe, ConfigFingerprint, check_config_files
 from app.core.database import create_engine, redact
+from app.core.transport import http_verify
 from app.disclosures.cursor import CursorSigner
 from app.metrics import MeasuredStore, observe_audit_append
 from app.orders.approvals import ApprovalVerifier
@@ -73,6 +75,10 @@ class Runtime:
 def load_static(settings: Settings) -> tuple[LoadedPolicy, TrustStore, RecordsMapping]:
     """Parse the policy, the trust store and the mapping; no I/O beyond reading files."""
     try:
+        check_config_files(settings)
+    except ConfigFileUnsafe as exc:
+        raise StartupError(str(exc)) from None
+    try:
         policy = load_policy(settings.policy)
     except PolicyError as exc:
         raise StartupError(f"policy invalid: {exc}") from None
@@ -107,6 +113,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         ),
         follow_redirects=False,
         trust_env=False,
+        verify=http_verify(settings.tls_ca_file),  # system CAs, or BULWARK_TLS_CA_FILE
     )
     clock = StateClock(state, skew_seconds=policy.policy.clock_skew_seconds)
     try:
@@ -134,7 +141,15 @@ async def build_runtime(settings: Settings) -> Runtime:
         max_lifetime_days=policy.policy.max_order_lifetime_days,
         max_token_bytes=settings.max_token_bytes,
     )
-    audit = AuditWriter(state, observe=observe_audit_append, now=clock.now)
+    fingerprint = ConfigFingerprint.of(
+        settings,
+        policy_sha256=policy.sha256,
+        pseudonym_key=pseudonym_key,
+        checkpoint_key=checkpoint_key,
+    )
+    audit = AuditWriter(
+        state, observe=observe_audit_append, now=clock.now, config=fingerprint.as_json()
+    )
     audit.start()
     return Runtime(
         settings=settings,
@@ -151,7 +166,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         checkpoint_key=checkpoint_key,
         cursors=CursorSigner(pseudonym_key),
         approvals=approvals,
-        extras={"clock": clock, "sealer": sealer},
+        extras={"clock": clock, "sealer": sealer, "config_fingerprint": fingerprint},
     )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditVerified
 from app.audit.service import EVENTS, HEAD, PAGE, VerifyResult, _row_fault
+from app.core.config_proof import interleaved
 from app.core.models import utcnow
 
 VERIFIED = AuditVerified.__table__  # type: ignore[attr-defined]
@@ -49,6 +50,9 @@ class IncrementalVerifier:
         self._waiters = 0
         #: Runs started (tests: concurrent callers share one).
         self.runs = 0
+        #: Configurations that alternated in the events the last run verified (replicas
+        #: deciding side by side under different trust stores, policies or keys).
+        self.disagreements: list[dict[str, str]] = []
 
     async def verify(self) -> VerifyResult:
         """The chain's verdict, from the last verified event to the current head."""
@@ -156,6 +160,16 @@ class IncrementalVerifier:
                 head_seq + 1,
                 "the stored head is behind events already verified (events removed)",
             )
+        configs: list[str] = []
+        try:
+            return await self._pages(seq, prev, head_seq, head_hash, configs)
+        finally:
+            runs = [c for i, c in enumerate(configs) if c and (i == 0 or configs[i - 1] != c)]
+            self.disagreements = interleaved(runs)
+
+    async def _pages(
+        self, seq: int, prev: str, head_seq: int, head_hash: str, configs: list[str]
+    ) -> VerifyResult:
         while seq < head_seq:
             async with self._engine.connect() as conn:
                 rows = (
@@ -175,6 +189,7 @@ class IncrementalVerifier:
                 ).all()
             if not rows:
                 break
+            configs.extend(_config_text(str(row.body)) for row in rows)
             for row in rows:
                 fault = _row_fault(row, seq + 1, prev)
                 if fault is not None:
@@ -192,6 +207,15 @@ class IncrementalVerifier:
                 "the stored head does not match the last event (events removed or added)",
             )
         return VerifyResult(True, seq, seq, prev, None)
+
+
+def _config_text(body: str) -> str:
+    """The ``"config":{...}`` fragment of a canonical body, without parsing it (fast)."""
+    start = body.find('"config":{')
+    if start < 0:
+        return ""
+    end = body.find("}", start)
+    return "{" + body[start : end + 1] + "}" if end > 0 else ""
 
 
 def verifier_of(runtime: Any) -> IncrementalVerifier:

@@ -105,6 +105,11 @@ class VerifyOut(BaseModel):
     head: ChainHead
     first_bad_seq: int | None
     problem: str | None = None
+    config_disagreements: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Configurations (fingerprints of policy, trust store, jurisdictions, "
+        "keys) that alternated in the events just verified: replicas that disagree.",
+    )
 
 
 class CheckpointBody(BaseModel):
@@ -175,11 +180,14 @@ async def verify(runtime: RuntimeDep, caller: Auditor) -> VerifyOut:
     `first_bad_seq` names the first broken event. Concurrent calls share one run, and a run
     nobody waits for stops; the full recomputation from genesis is `bulwark audit verify`.
     """
+    verifier = verifier_of(runtime)
     try:
-        result = await verifier_of(runtime).verify()
+        result = await verifier.verify()
     except Exception:
         raise StateUnavailable() from None
-    return VerifyOut.model_validate(result.as_json())
+    return VerifyOut.model_validate(
+        {**result.as_json(), "config_disagreements": verifier.disagreements}
+    )
 
 
 @router.get(

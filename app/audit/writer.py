@@ -138,8 +138,11 @@ class AuditWriter:
         *,
         observe: Any = None,
         now: Callable[[], dt.datetime] | None = None,
+        config: dict[str, str] | None = None,
     ) -> None:
         self._engine = engine
+        # The configuration in force (app/core/config_proof.py), recorded in every event.
+        self._extra: dict[str, Any] = {"config": config} if config else {}
         # Events are dated by the state database's clock (app.core.clock), shared by every
         # replica, and never before the event they follow (_stamp).
         self._now = now or utcnow
@@ -262,7 +265,9 @@ class AuditWriter:
         """
         facts = self._known.assume(batch)
         before = dict(facts.uses)
-        plan = await _decide(batch, facts, head[0], head[1], self._stamp(self._last_ts), None)
+        plan = await _decide(
+            batch, facts, head[0], head[1], self._stamp(self._last_ts), None, self._extra
+        )
         document = fastpath.payload(
             head=head,
             next_head=(plan.seq, plan.hash),
@@ -336,7 +341,8 @@ class AuditWriter:
         # Everything the re-checks need, read once for the whole batch (one statement),
         # then decided in order in memory: the cost of a batch hardly grows with its size.
         facts = await _read_facts(conn, batch)
-        plan = await _decide(batch, facts, seq, prev, self._stamp(await _ts_of(conn, seq)), conn)
+        now = self._stamp(await _ts_of(conn, seq))
+        plan = await _decide(batch, facts, seq, prev, now, conn, self._extra)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
         if plan.disclosures:
@@ -370,6 +376,7 @@ async def _decide(
     prev: str,
     now: dt.datetime,
     conn: AsyncConnection | None,
+    extra: dict[str, Any] | None = None,
 ) -> _Plan:
     """Re-check each entry against ``facts`` in order and chain its event after ``prev``.
 
@@ -389,7 +396,7 @@ async def _decide(
             await entry.apply(conn)
             facts.applied(entry)
         plan.seq += 1
-        text = canonical(_final_body(pending, plan.seq, now))
+        text = canonical(_final_body(pending, plan.seq, now, extra or {}))
         digest_ = chain_hash(plan.hash, text)
         plan.events.append(
             {
@@ -605,10 +612,13 @@ def _null_int() -> Any:
     return null().cast(Integer)
 
 
-def _final_body(pending: _Pending, seq: int, now: dt.datetime) -> dict[str, Any]:
+def _final_body(
+    pending: _Pending, seq: int, now: dt.datetime, extra: dict[str, Any]
+) -> dict[str, Any]:
     entry = pending.entry
     body = {
         **entry.body,
+        **extra,
         "seq": seq,
         "ts": now.isoformat(timespec="microseconds"),
         "kind": entry.kind,

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.callers.models import Role
-from app.core import migrations
+from app.core import config_proof, migrations
 from app.core.clock import clock_of
 from app.core.deps import RuntimeDep
 from app.core.problems import PROBLEM_CONTENT_TYPE, StateUnavailable, problem_responses
@@ -128,7 +128,9 @@ async def extra_checks(runtime: Any) -> dict[str, Any]:
 
 
 #: name -> async check(runtime) -> {"ok": bool, ...}; registered by the modules they belong to.
-READY_CHECKS: dict[str, Callable[[Any], Awaitable[dict[str, Any]]]] = {}
+READY_CHECKS: dict[str, Callable[[Any], Awaitable[dict[str, Any]]]] = {
+    "config": config_proof.readiness,
+}
 
 
 async def _is_admin(request: Request, runtime: Any) -> bool:
