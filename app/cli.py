@@ -109,7 +109,12 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@click.option(
+    "--allow-foreign-tables",
+    is_flag=True,
+    help="Migrate even though the database holds tables that are not Bulwark's.",
+)
+def db_upgrade(allow_foreign_tables: bool) -> None:
     """Migrate the state database to this version, and create missing instance secrets."""
     from app.core import migrations
     from app.core.database import redact
@@ -118,6 +123,16 @@ def db_upgrade() -> None:
 
     settings = load_settings()
     private_dir(settings.data_dir)  # state file and secrets: this user's only (0700)
+    foreign = _run(migrations.foreign_tables(settings.state_url))
+    if foreign and not allow_foreign_tables:
+        # Pointed at the records store (or any other application's database) by mistake,
+        # the upgrade would add Bulwark's tables, patron pseudonyms included, to it.
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise click.ClickException(
+            f"{redact(settings.state_url)} holds tables that are not Bulwark's ({shown}): is "
+            "BULWARK_DATABASE_URL the records store? Give Bulwark a database of its own, or "
+            "pass --allow-foreign-tables if this is intended"
+        )
     try:
         migrations.upgrade(settings.state_url)
     except Exception as exc:
@@ -288,13 +303,28 @@ def audit() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A checkpoint saved earlier that the log must still extend.",
 )
-def audit_verify(since: Path | None) -> None:
-    """Verify the hash chain; exit 0 when intact, 1 when not."""
+@click.option(
+    "--public-key",
+    "public_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The deployment's checkpoint PUBLIC key (PEM), for --since: an auditor needs no "
+    "private key. Default: derived from the deployment's own signing key.",
+)
+def audit_verify(since: Path | None, public_key: Path | None) -> None:
+    """Recompute the whole hash chain from genesis; exit 0 when intact, 1 when not.
+
+    The full recomputation (GET /v1/audit/verify goes on from the last verified event).
+    """
     from app.audit import service
     from app.core.database import create_engine
     from app.core.secrets import SecretsError, checkpoint_key
 
     settings = load_settings()
+
+    def key() -> Any:
+        if public_key is None:
+            return checkpoint_key(settings).public_key()
+        return service.load_public_key(public_key.read_bytes())
 
     async def go() -> service.VerifyResult:
         engine = create_engine(settings.state_url)
@@ -302,9 +332,7 @@ def audit_verify(since: Path | None) -> None:
             if since is None:
                 return await service.verify_chain(engine)
             document = json.loads(await asyncio.to_thread(since.read_text))
-            return await service.verify_since(
-                engine, document, checkpoint_key(settings).public_key()
-            )
+            return await service.verify_since(engine, document, key())
         finally:
             await engine.dispose()
 

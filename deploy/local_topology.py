@@ -230,6 +230,9 @@ class Topology:
         self.count = replicas
         self.port = port
         self.database = f"bulwark_topology_{uuid.uuid4().hex[:10]}"
+        # The replicas' own login: a member of bulwark_app, which may not change the audit
+        # log (migration 0006); the migration and the CLI run as the database's owner.
+        self.app_user = f"{self.database}_app"
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.created = False
 
@@ -237,12 +240,19 @@ class Topology:
     def state_url(self) -> str:
         return f"{self.admin_url.rstrip('/')}/{self.database}"
 
-    def env(self) -> dict[str, str]:
+    @property
+    def app_state_url(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.state_url).set(username=self.app_user, password=None)
+        return url.render_as_string(hide_password=False)
+
+    def env(self, *, replica: bool = False) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
         env.update(
             {
                 "BULWARK_DATA_DIR": str(self.dir / "data"),
-                "BULWARK_DATABASE_URL": self.state_url,
+                "BULWARK_DATABASE_URL": self.app_state_url if replica else self.state_url,
                 "BULWARK_RECORDS_URL": f"sqlite:///{self.dir / 'records.db'}",
                 "BULWARK_TRUST_STORE": str(self.dir / "trust-store.json"),
                 "BULWARK_JURISDICTIONS": JURISDICTION,
@@ -270,6 +280,7 @@ class Topology:
         self.created = True
         self._prepare_files()
         self.bulwark("db", "upgrade")  # once, before any replica starts
+        asyncio.run(self._admin(f'CREATE ROLE "{self.app_user}" LOGIN IN ROLE bulwark_app'))
         keys = {
             role: self.bulwark("clients", "add", f"topology-{role}", "--role", role).strip()
             for role in ("requester", "auditor", "admin")
@@ -315,7 +326,7 @@ class Topology:
         log = self.dir / f"{name}.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=self.env(),
+            env=self.env(replica=True),
             cwd=ROOT,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -362,6 +373,7 @@ class Topology:
                 process.wait(5)
         if self.created:
             asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+            asyncio.run(self._admin(f'DROP ROLE IF EXISTS "{self.app_user}"'))
             self.created = False
 
     async def _admin(self, sql: str) -> None:

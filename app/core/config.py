@@ -6,6 +6,7 @@ Bulwark before it answers a single request (fail closed).
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from functools import cached_property
@@ -30,6 +31,16 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 
 #: An exact web origin: scheme, host and optional port; nothing else.
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+
+#: Settings that may be read from a file named by ``BULWARK_<NAME>_FILE`` (secrets).
+FILE_SETTINGS = (
+    "database_url",
+    "records_url",
+    "records_api_token",
+    "pseudonym_key",
+    "redis_url",
+    "metrics_key",
+)
 
 #: Values that must never be used as secrets (copied from examples or left as placeholders).
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "test", "example"})
@@ -142,6 +153,28 @@ class Settings(BaseSettings):
     metrics_key: SecretStr | None = Field(
         default=None, description="The scraper's bearer token when BULWARK_METRICS=key."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: object) -> object:
+        """``BULWARK_<NAME>_FILE``: read a secret setting from a file (compose secrets).
+
+        Environment variables leak (``docker inspect``, /proc/<pid>/environ, crash reports);
+        files mounted from a secret store do not. The value set directly wins over the file.
+        """
+        if not isinstance(data, dict):
+            return data
+        for name in FILE_SETTINGS:
+            path = os.environ.get(f"BULWARK_{name.upper()}_FILE")
+            if not path or data.get(name):
+                continue
+            try:
+                data[name] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"BULWARK_{name.upper()}_FILE={path} cannot be read ({exc.strerror})"
+                ) from None
+        return data
 
     @field_validator("jurisdictions", "allowed_algorithms", "cors_origins", mode="before")
     @classmethod

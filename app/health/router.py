@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.audit import privileges
 from app.callers.models import Role
 from app.core import config_proof, migrations
 from app.core.clock import clock_of
@@ -130,6 +131,7 @@ async def extra_checks(runtime: Any) -> dict[str, Any]:
 #: name -> async check(runtime) -> {"ok": bool, ...}; registered by the modules they belong to.
 READY_CHECKS: dict[str, Callable[[Any], Awaitable[dict[str, Any]]]] = {
     "config": config_proof.readiness,
+    "audit_log": privileges.readiness,
 }
 
 

@@ -5,6 +5,11 @@
 - ``notices.patron_id`` and ``legal_holds.patron_id`` widened to 512 characters: they hold the
   patron id sealed (app/core/atrest.py). The sealing itself needs the instance's key, which
   the database does not hold: ``bulwark db upgrade`` and every start seal what is left clear.
+- PostgreSQL: the role ``bulwark_app`` (NOLOGIN; the replicas log in as a member of it) may
+  read and write Bulwark's tables but only SELECT and INSERT audit events: no UPDATE, DELETE
+  or TRUNCATE on the log. readyz (in production) refuses a connection that could. Created
+  only where the migrating role may create roles; otherwise the operator creates it
+  (docs/deploy.md) and runs the upgrade again.
 
 Revision ID: 0006
 Revises: 0004
@@ -23,6 +28,51 @@ depends_on: str | Sequence[str] | None = None
 
 GENESIS_HASH = "0" * 64
 SEALED_LENGTH = 512
+
+GRANTS = """
+DO $grants$
+BEGIN
+    BEGIN
+        CREATE ROLE bulwark_app NOLOGIN;
+    EXCEPTION
+        WHEN duplicate_object OR unique_violation THEN NULL;  -- another database made it
+        WHEN insufficient_privilege THEN
+            RAISE NOTICE 'cannot create role bulwark_app; create it and upgrade again';
+            RETURN;
+    END;
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO bulwark_app', current_database());
+    GRANT USAGE ON SCHEMA public TO bulwark_app;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO bulwark_app;
+    GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO bulwark_app;
+    -- The log is append-only for the service: it may read and add events, never change them.
+    REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM bulwark_app;
+    -- The schema's revision is the migrations' business.
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM bulwark_app;
+    -- Tables later migrations create (by this same migrating role) are granted likewise.
+    ALTER DEFAULT PRIVILEGES IN SCHEMA public
+        GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO bulwark_app;
+    ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO bulwark_app;
+    GRANT EXECUTE ON FUNCTION bulwark_append(jsonb) TO bulwark_app;
+END
+$grants$
+"""
+
+REVOKES = """
+DO $revokes$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bulwark_app') THEN
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public
+            REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM bulwark_app;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public
+            REVOKE USAGE, SELECT ON SEQUENCES FROM bulwark_app;
+        REVOKE ALL ON ALL TABLES IN SCHEMA public FROM bulwark_app;
+        REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM bulwark_app;
+        REVOKE ALL ON SCHEMA public FROM bulwark_app;
+        EXECUTE format('REVOKE ALL ON DATABASE %I FROM bulwark_app', current_database());
+    END IF;
+END
+$revokes$
+"""
 
 
 def upgrade() -> None:
@@ -46,9 +96,13 @@ def upgrade() -> None:
                 type_=sa.String(length=SEALED_LENGTH),
                 existing_nullable=False,
             )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(GRANTS)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(REVOKES)
     # Sealed ids stay sealed (a downgrade cannot open them without the key).
     for table in ("notices", "legal_holds"):
         with op.batch_alter_table(table) as batch:
