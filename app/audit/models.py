@@ -57,3 +57,26 @@ class ReportFigure(SQLModel, table=True):
     measure: str = Field(sa_column=Column(String(32), primary_key=True))
     item: str = Field(sa_column=Column(String(64), primary_key=True))
     count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditVerified(SQLModel, table=True):
+    """How far ``GET /v1/audit/verify`` has verified the chain, and who is verifying now.
+
+    One row. ``(seq, hash)`` is the last event already verified from genesis, so the next
+    verification starts there instead of recomputing the whole log (issue 16); the full
+    recomputation is ``bulwark audit verify``. ``lease_owner``/``lease_until`` make the run
+    single-flight across replicas: only the holder of an unexpired lease verifies.
+    """
+
+    __tablename__ = "audit_verified"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+    verified_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    lease_owner: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    lease_until: dt.datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit import service
+from app.audit.incremental import verifier_of
+from app.core.clock import clock_of
 from app.core.deps import Auditor, RuntimeDep
-from app.core.models import utcnow
 from app.core.problems import StateUnavailable
 from app.holds.service import sealed_orders
 
@@ -111,6 +112,11 @@ class VerifyOut(BaseModel):
     head: ChainHead
     first_bad_seq: int | None
     problem: str | None = None
+    config_disagreements: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Configurations (fingerprints of policy, trust store, jurisdictions, "
+        "keys) that alternated in the events just verified: replicas that disagree.",
+    )
 
 
 class CheckpointBody(BaseModel):
@@ -175,7 +181,7 @@ async def list_events(
     """Events in order, and the cursor for the next page."""
     try:
         events = await service.list_events(runtime.state, after=after, limit=limit)
-        sealed = await sealed_orders(runtime.state, _orders(events), utcnow().date())
+        sealed = await sealed_orders(runtime.state, _orders(events), clock_of(runtime).today())
     except Exception:
         raise StateUnavailable() from None
     for event in events:
@@ -189,16 +195,23 @@ async def list_events(
 @router.get(
     "/verify",
     operation_id="verifyAuditLog",
-    summary="Verify the whole hash chain",
+    summary="Verify the hash chain up to its head",
     response_model=VerifyOut,
 )
 async def verify(runtime: RuntimeDep, caller: Auditor) -> VerifyOut:
-    """Recompute every hash from genesis; `first_bad_seq` names the first broken event."""
+    """Verify the events appended since the last verification, chained to it, up to the head.
+
+    `first_bad_seq` names the first broken event. Concurrent calls share one run, and a run
+    nobody waits for stops; the full recomputation from genesis is `bulwark audit verify`.
+    """
+    verifier = verifier_of(runtime)
     try:
-        result = await service.verify_chain(runtime.state)
+        result = await verifier.verify()
     except Exception:
         raise StateUnavailable() from None
-    return VerifyOut.model_validate(result.as_json())
+    return VerifyOut.model_validate(
+        {**result.as_json(), "config_disagreements": verifier.disagreements}
+    )
 
 
 @router.get(

@@ -252,6 +252,17 @@ class CheckpointInvalid(ValueError):
     """The checkpoint is malformed or its signature does not verify."""
 
 
+def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
+    """The deployment's checkpoint public key from PEM (what GET /v1/audit/checkpoint shows)."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:
+        raise CheckpointInvalid("the public key file is not a PEM public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise CheckpointInvalid("the checkpoint public key must be an EC P-256 key")
+    return key
+
+
 def check_checkpoint_signature(
     document: dict[str, Any], key: ec.EllipticCurvePublicKey
 ) -> Checkpoint:

@@ -1,6 +1,6 @@
 """Every table of the state database, imported in one place for Alembic and the checks."""
 
-from app.audit.models import AuditEvent, AuditHead, ReportFigure
+from app.audit.models import AuditEvent, AuditHead, AuditVerified, ReportFigure
 from app.callers.models import Client
 from app.core.models import metadata
 from app.disclosures.models import Continuation, Disclosure
@@ -14,6 +14,7 @@ target_metadata = metadata
 __all__ = [
     "AuditEvent",
     "AuditHead",
+    "AuditVerified",
     "Client",
     "Continuation",
     "Disclosure",

@@ -23,7 +23,8 @@ from sqlalchemy import and_, select
 from app.audit.chain import canonical
 from app.audit.writer import Appended, Entry, UseClaim
 from app.callers.service import Caller
-from app.core.models import utcnow
+from app.core.atrest import sealer_of
+from app.core.clock import clock_of
 from app.core.problems import (
     AuditUnavailable,
     AuthError,
@@ -153,7 +154,10 @@ def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
     """The legal holds an evaluated order places, written with the event that records it."""
     # Only a verified order places a hold (signature, claims and validity all checked).
     claims = ev.check.claims if ev.check and ev.check.verified else None
-    return hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+    # Stored sealed: the state database alone does not name the patron (app/core/atrest.py).
+    return sealer_of(runtime).seal_rows(
+        hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+    )
 
 
 def _check_categories(runtime: Runtime, categories: list[Category]) -> None:
@@ -248,7 +252,7 @@ async def dry_run(
     runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
 ) -> tuple[Evaluated, Appended]:
     """``POST /v1/decisions``: evaluate and record, consume nothing, touch no record."""
-    ev = await evaluate_request(runtime, body, now=utcnow())
+    ev = await evaluate_request(runtime, body, now=clock_of(runtime).now())
     entry = Entry(
         kind="evaluation",
         effect=ev.decision.effect.value,
@@ -274,7 +278,7 @@ async def disclose(
     """
     if body.cursor is not None:
         return await _continue(runtime, caller, body, request_id)
-    now = utcnow()
+    now = clock_of(runtime).now()
     ev = await evaluate_request(runtime, body, now=now, read_state=False)
     base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))
     holds = _hold(runtime, ev)
@@ -494,7 +498,7 @@ async def _release(
         holds_regardless=True,
         notice=notice_row(
             disclosure_id=disclosure_id,
-            patron_id=ev.access.patron_id,
+            patron_id=sealer_of(runtime).seal(ev.access.patron_id),
             claims=claims,
             categories=list(records),
             period=obligations.period,
@@ -562,7 +566,7 @@ async def _continue(
     """
     assert body.cursor is not None
     check_handle(body.cursor)  # a malformed cursor is a bad request, before anything else
-    now = utcnow()
+    now = clock_of(runtime).now()
     ev = await evaluate_request(runtime, body, now=now, continuation=True)
     base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))
     kind = "disclosure_page"

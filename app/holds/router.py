@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.atrest import sealer_of
+from app.core.clock import clock_of
 from app.core.deps import HoldReader, RuntimeDep
-from app.core.models import utcnow
 from app.core.problems import StateUnavailable
 from app.holds import service
 
@@ -85,10 +86,17 @@ async def list_holds(
     patron_id: Annotated[str, StringConstraints(max_length=128)] | None = Query(None),
 ) -> HoldPage:
     """Holds whose end is still to come, by id; expired holds are not listed."""
+    sealer = sealer_of(runtime)
     try:
+        # Holds name patrons sealed (app/core/atrest.py): the lookup seals the id asked for.
         holds = await service.list_holds(
-            runtime.state, now=utcnow(), after=after, limit=limit, patron_id=patron_id
+            runtime.state,
+            now=clock_of(runtime).now(),
+            after=after,
+            limit=limit,
+            patron_id=None if patron_id is None else sealer.seal(patron_id),
         )
+        holds = sealer.open_rows(holds)
     except Exception:
         raise StateUnavailable() from None
     next_after = holds[-1]["id"] if len(holds) == limit else None
