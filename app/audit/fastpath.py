@@ -24,7 +24,9 @@ from typing import Any
 #: What ``bulwark_append`` answers when it wrote the batch.
 WRITTEN = "ok"
 
-CALL = "SELECT bulwark_append($1::text::jsonb)"
+# ``bulwark_append_tree`` (migration 0007) calls ``bulwark_append`` and, when that wrote the
+# batch, adds the Merkle tree's new nodes (``tree``) in the same statement.
+CALL = "SELECT bulwark_append_tree($1::text::jsonb)"
 
 OrderKey = tuple[str, str]
 
@@ -42,6 +44,7 @@ def payload(
     disclosures: list[dict[str, Any]],
     holds: list[dict[str, Any]],
     notices: list[dict[str, Any]],
+    tree: list[dict[str, Any]] | None = None,
 ) -> str:
     """The function's argument: what was assumed, and every row to write."""
     document = {
@@ -56,6 +59,7 @@ def payload(
         "disclosures": disclosures,
         "holds": holds,
         "notices": notices,
+        "tree": tree or [],
     }
     return json.dumps(document, default=_json_value, separators=(",", ":"))
 

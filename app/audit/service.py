@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
 from app.audit.models import AuditEvent, AuditHead
+from app.audit.tree import TreeChecker
 
 EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 HEAD = AuditHead.__table__  # type: ignore[attr-defined]
@@ -99,13 +100,20 @@ def _row_fault(row: Any, expected_seq: int, prev: str) -> str | None:
 async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> VerifyResult:
     """Verify the whole chain from genesis; stops at the first bad event."""
     prev, expected, count = GENESIS_HASH, 1, 0
+    # The whole log is also re-hashed into its Merkle tree and compared with the stored one
+    # (app/audit/tree.py); a chain fault, found first, is reported before a tree fault.
+    checker = TreeChecker(engine.connect) if upto is None else None
     async for row in _rows(engine):
         if upto is not None and int(row.seq) > upto:
             break
         fault = _row_fault(row, expected, prev)
         if fault is not None:
             return VerifyResult(False, count, expected - 1, prev, expected, fault)
+        if checker is not None:
+            await checker.add(row.body)
         prev, expected, count = str(row.hash), expected + 1, count + 1
+    if checker is not None:
+        await checker.finish()
     if upto is None:
         async with engine.connect() as conn:
             head = (await conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1))).one()
@@ -118,6 +126,8 @@ async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> Verif
                 min(int(head.seq), count) + 1,
                 "the stored head does not match the last event (events removed or added)",
             )
+    if checker is not None and checker.fault is not None:
+        return VerifyResult(False, count, count, prev, checker.fault[0], checker.fault[1])
     return VerifyResult(True, count, count, prev, None)
 
 

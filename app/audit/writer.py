@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.audit import fastpath
+from app.audit import fastpath, tree
 from app.audit.chain import canonical, chain_hash
 from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
@@ -119,6 +119,8 @@ class Appended:
     ts: dt.datetime
     refused: tuple[Reason, ...] = ()
     uses: int | None = None
+    #: The event's Merkle tree leaf hash (its index is ``seq - 1``): the receipt.
+    leaf: bytes = b""
 
 
 @dataclass(slots=True)
@@ -141,6 +143,7 @@ class AuditWriter:
         # trips on asyncpg), which would cost more than a small batch's own statements.
         self._conn: AsyncConnection | None = None
         self._known = _Known()
+        self._tree = tree.TreeAppender()  # the Merkle tree's right edge (app/audit/tree.py)
         # The single-statement append exists on PostgreSQL only (migration 0004).
         self._single_statement = engine.dialect.name == "postgresql"
         #: Batches appended in one statement, and under the lock (tests and diagnostics).
@@ -234,8 +237,10 @@ class AuditWriter:
             plan, facts = await self._append(conn, batch, seq, prev)
             await conn.commit()
         except BaseException:
+            self._tree.discard()
             await self._release()  # rolls back; the next batch starts on a fresh connection
             raise
+        self._tree.committed()
         self._known.learn(plan, facts)
         self.batches["locked"] += 1
         return plan.results
@@ -252,6 +257,9 @@ class AuditWriter:
         facts = self._known.assume(batch)
         before = dict(facts.uses)
         plan = await _decide(batch, facts, head[0], head[1], utcnow(), None)
+        nodes = self._tree.extend_known(head[0], [r.leaf for r in plan.results])
+        if nodes is None:  # the tree's right edge is not known at this head: read it, locked
+            return None
         document = fastpath.payload(
             head=head,
             next_head=(plan.seq, plan.hash),
@@ -264,6 +272,7 @@ class AuditWriter:
             disclosures=plan.disclosures,
             holds=merge_holds(plan.holds),
             notices=plan.notices,
+            tree=nodes,
         )
         try:
             if self._conn is None:
@@ -278,10 +287,13 @@ class AuditWriter:
                 extra={"error_type": type(exc).__name__},
             )
             await self._release()
+            self._tree.discard()
             return None
         if outcome != fastpath.WRITTEN:
             logger.debug("single-statement audit append was stale", extra={"stale": outcome})
+            self._tree.discard()
             return None
+        self._tree.committed()
         self._known.learn(plan, facts)
         self.batches["single_statement"] += 1
         return plan.results
@@ -322,6 +334,8 @@ class AuditWriter:
         plan = await _decide(batch, facts, seq, prev, utcnow(), conn)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
+        leaves = [r.leaf for r in plan.results]
+        await conn.execute(insert(tree.TREE), await self._tree.extend(conn, seq, leaves))
         if plan.disclosures:
             await conn.execute(insert(DISCLOSURES), plan.disclosures)
         if plan.holds:
@@ -389,7 +403,11 @@ async def _decide(
             plan.disclosures.append({**entry.disclosure, "audit_seq": plan.seq, "created_at": now})
         if stands and entry.notice is not None:
             plan.notices.append(entry.notice)
-        plan.results.append(Appended(plan.seq, digest_, now, tuple(pending.refused), pending.uses))
+        plan.results.append(
+            Appended(
+                plan.seq, digest_, now, tuple(pending.refused), pending.uses, tree.leaf_hash(text)
+            )
+        )
         plan.hash = digest_
     return plan
 
