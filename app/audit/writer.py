@@ -122,6 +122,11 @@ class Appended:
     #: The event's Merkle tree leaf hash (its index is ``seq - 1``): the receipt.
     leaf: bytes = b""
 
+    @property
+    def receipt(self) -> dict[str, Any]:
+        """``leaf_index`` and ``leaf_hash`` (hex): what answers carry (docs/auditors.md)."""
+        return {"leaf_index": self.seq - 1, "leaf_hash": self.leaf.hex()}
+
 
 @dataclass(slots=True)
 class _Pending:

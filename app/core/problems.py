@@ -58,6 +58,12 @@ class Problem(BaseModel):
     audit_seq: int | None = Field(
         default=None, description="The audit event that recorded this refusal, if any."
     )
+    audit_leaf_index: int | None = Field(
+        default=None, description="That event's leaf index in the audit log's Merkle tree."
+    )
+    audit_leaf_hash: str | None = Field(
+        default=None, description="That event's leaf hash (hex): the receipt (docs/auditors.md)."
+    )
     request_id: str | None = None
 
 
@@ -134,18 +140,32 @@ class RateLimited(BulwarkError):
 class DeniedError(BulwarkError):
     """A refusal by the order verifier or the policy; carries every applicable reason."""
 
-    def __init__(self, reasons: Sequence[Reason], *, audit_seq: int | None = None) -> None:
+    def __init__(
+        self,
+        reasons: Sequence[Reason],
+        *,
+        audit_seq: int | None = None,
+        receipt: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(
             reasons,
             "The request was refused; see reasons. No record was released.",
             status=403,
-            extra={"audit_seq": audit_seq},
+            extra={"audit_seq": audit_seq, **_receipt(receipt)},
         )
 
 
 class StoreUnavailable(BulwarkError):
-    def __init__(self, detail: str | None = None, *, audit_seq: int | None = None) -> None:
-        super().__init__(Reason.STORE_UNAVAILABLE, detail, extra={"audit_seq": audit_seq})
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        audit_seq: int | None = None,
+        receipt: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            Reason.STORE_UNAVAILABLE, detail, extra={"audit_seq": audit_seq, **_receipt(receipt)}
+        )
 
 
 class AuditUnavailable(BulwarkError):
@@ -156,6 +176,13 @@ class AuditUnavailable(BulwarkError):
 class StateUnavailable(BulwarkError):
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(Reason.STATE_UNAVAILABLE, detail)
+
+
+def _receipt(receipt: dict[str, Any] | None) -> dict[str, Any]:
+    """The recorded event's place in the audit log's Merkle tree (docs/auditors.md)."""
+    if receipt is None:
+        return {}
+    return {"audit_leaf_index": receipt["leaf_index"], "audit_leaf_hash": receipt["leaf_hash"]}
 
 
 def _unique(reasons: Iterable[Reason]) -> list[Reason]:

@@ -70,5 +70,5 @@ async def evaluate_decision(
     _remember(request, ev.decision.effect.value, [r.value for r in ev.decision.reasons])
     return EvaluationResponse(
         decision=DecisionOut.model_validate(decision_json(ev.decision, include_trace=True)),
-        audit=AuditRef(seq=appended.seq, hash=appended.hash),
+        audit=AuditRef(seq=appended.seq, hash=appended.hash, **appended.receipt),
     )

@@ -227,7 +227,7 @@ def _codes(reasons: tuple[Reason, ...] | list[Reason]) -> list[str]:
 def _raise_refused(appended: Appended) -> None:
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
         raise AuthError()
-    raise DeniedError(list(appended.refused), audit_seq=appended.seq)
+    raise DeniedError(list(appended.refused), audit_seq=appended.seq, receipt=appended.receipt)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -289,7 +289,9 @@ async def _record_refusal(
     )
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
         raise AuthError()
-    raise DeniedError(list(reasons) or [Reason.ORDER_MISSING], audit_seq=appended.seq)
+    raise DeniedError(
+        list(reasons) or [Reason.ORDER_MISSING], audit_seq=appended.seq, receipt=appended.receipt
+    )
 
 
 async def _read_store(
@@ -333,7 +335,7 @@ async def _read_store(
                 holds=holds,
             )
         )
-        raise StoreUnavailable(detail, audit_seq=appended.seq) from None
+        raise StoreUnavailable(detail, audit_seq=appended.seq, receipt=appended.receipt) from None
     return dict(zip(todo, pages, strict=True))
 
 
@@ -426,7 +428,7 @@ async def _release(
         },
         "truncated": bool(positions),
         "cursor": next_cursor,
-        "audit": {"seq": appended.seq, "hash": appended.hash},
+        "audit": {"seq": appended.seq, "hash": appended.hash, **appended.receipt},
     }
     return Released(envelope, records_json)
 
