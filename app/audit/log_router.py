@@ -254,9 +254,9 @@ async def published_checkpoint(
     """C2SP tlog-checkpoint; verify it with the key under `/log/key`."""
     await _reader(request, runtime, credentials)
     checkpoint = await _guard(tlog.latest_published(runtime.state, log_config(runtime)))
-    return PlainTextResponse(
-        checkpoint.full, media_type=NOTE_TYPE, headers={"Cache-Control": "max-age=5"}
-    )
+    # Bulwark's security headers keep ``Cache-Control: no-store`` on every answer; a mirror
+    # that wants tiles cached copies them (they never change once served).
+    return PlainTextResponse(checkpoint.full, media_type=NOTE_TYPE)
 
 
 @public_router.get(
@@ -356,11 +356,7 @@ async def get_tile(
     await _reader(request, runtime, credentials)
     index, width = parse_tile_index(rest)
     data = await _guard(tlog.tile(runtime.state, log_config(runtime), level, index, width))
-    return Response(
-        data,
-        media_type="application/octet-stream",
-        headers={"Cache-Control": "public, max-age=31536000, immutable"},
-    )
+    return Response(data, media_type="application/octet-stream")
 
 
 @public_router.get(
@@ -394,10 +390,13 @@ async def witness_consistency(
     old: int = Query(ge=0, le=2**62),
     new: int = Query(ge=0, le=2**62),
 ) -> ConsistencyProof:
-    """Unlike `/log/proof/consistency`, the new checkpoint need not be witnessed yet."""
+    """Unlike `/v1/log/proof/consistency`, the new checkpoint need not be witnessed yet, and
+    the old size need only be one the witness cosigned."""
     await _reader(request, runtime, credentials)
     config = log_config(runtime)
-    proof = await _guard(tlog.consistency(runtime.state, config, old, new, published=False))
+    proof = await _guard(
+        tlog.consistency(runtime.state, config, old, new, published=False, any_old=True)
+    )
     return ConsistencyProof.model_validate(proof)
 
 

@@ -84,7 +84,7 @@ class Verifier:
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
         """A verifier from ``<name>+<hex id>+<base64(type || key)>``; NoteInvalid otherwise."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # the base64 key may itself hold "+"
         if len(parts) != 3:
             raise NoteInvalid("key", "a verifier key is <name>+<hex key id>+<base64 key>")
         name, hex_id, data = parts

@@ -299,18 +299,27 @@ async def inclusion(
 
 
 async def consistency(
-    engine: AsyncEngine, log: LogConfig, old: int, new: int, *, published: bool
+    engine: AsyncEngine,
+    log: LogConfig,
+    old: int,
+    new: int,
+    *,
+    published: bool,
+    any_old: bool = False,
 ) -> dict[str, Any]:
-    """The consistency proof between the checkpoints of ``old`` and ``new`` leaves."""
+    """The consistency proof between the checkpoints of ``old`` and ``new`` leaves.
+
+    ``any_old``: the old size need not be a stored checkpoint (a witness holds its own copy of
+    the checkpoint it cosigned; the log may have lost, or hidden, its copy).
+    """
     if old < 0 or new < old:
         raise LogError(Reason.LOG_INDEX_BEYOND_TREE, "The old size must not exceed the new.")
-    fetch = published_at if published else None
-    if fetch is not None:
-        new_cp = await fetch(engine, log, new)
-        old_cp = await fetch(engine, log, old) if old else None
+    if published:
+        new_cp = await published_at(engine, log, new)
+        old_cp = await published_at(engine, log, old) if old else None
     else:
         new_cp = await checkpoint_at(engine, new)
-        old_cp = await checkpoint_at(engine, old) if old else None
+        old_cp = await checkpoint_at(engine, old) if old and not any_old else None
     async with engine.connect() as conn:
         proof = await tree.consistency_proof(conn, old, new)
     return {
