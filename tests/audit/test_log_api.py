@@ -532,3 +532,54 @@ async def test_the_log_is_private_unless_the_policy_publishes_it(
                 assert seen.text == signed.text
     finally:
         await runtime.close()
+
+
+# --------------------------------------------------------------------------- the patron
+
+
+async def test_a_notified_patron_is_given_the_proof_of_the_disclosure(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    order_token: Token,
+    runtime: Runtime,
+    witnesses: list[notes.Signer],
+    tmp_path: Path,
+) -> None:
+    log = log_config(runtime).verifier
+    req = auth(keys["requester"])
+    permit = await client.post("/v1/disclosures", json=body(order(order_token)), headers=req)
+    sealed = await client.post(
+        "/v1/disclosures",
+        json=body(order(order_token, nondisclosure_until="2099-01-01", case="2026-CR-9")),
+        headers=req,
+    )
+    assert (permit.status_code, sealed.status_code) == (200, 200)
+    await sign(client, keys)
+    for i, w in enumerate(witnesses):
+        await witness_once(client, log, w, tmp_path / f"w{i}.json")
+    notifier = auth(keys["notifier"])
+    [notice] = (await client.get("/v1/notices/due", headers=notifier)).json()["notices"]
+    assert notice["disclosure_id"] == permit.json()["disclosure_id"]
+    proof = await client.get(f"/v1/notices/{notice['id']}/proof", headers=notifier)
+    assert proof.status_code == 200, proof.text
+    leaf = permit.json()["audit"]["leaf_hash"]
+    offline.check_inclusion(
+        proof.json(),
+        log,
+        witnesses=[w.verifier for w in witnesses],
+        quorum=2,
+        leaf_hash=bytes.fromhex(leaf),
+    )
+    # The sealed disclosure's notice is not due: neither is its proof.
+    async with runtime.state.connect() as conn:
+        sealed_id = (
+            await conn.execute(
+                text("SELECT id FROM notices WHERE disclosure_id = :d"),
+                {"d": sealed.json()["disclosure_id"]},
+            )
+        ).scalar_one()
+    hidden = await client.get(f"/v1/notices/{sealed_id}/proof", headers=notifier)
+    assert (hidden.status_code, codes(hidden)) == (404, ["request.not_found"])
+    assert codes(await client.get(f"/v1/notices/{notice['id']}/proof", headers=req)) == [
+        "caller.forbidden"
+    ]

@@ -320,6 +320,9 @@ async def test_public_report_and_page_need_no_key(
     assert '<svg role="img" aria-labelledby="chart-title chart-desc"' in html
     assert "<h1>" in html and "<caption>" in html and 'scope="col"' in html
     assert 'data-instrument="court_order" data-measure="permitted">2<' in html
+    # The audit log's public key (docs/auditors.md), to check its signed checkpoints with.
+    assert "id='log-key'" in html
+    assert "bulwark.invalid/bulwark+" in html
 
 
 async def test_untrusted_values_are_escaped_on_the_page(
