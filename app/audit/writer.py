@@ -339,8 +339,9 @@ class AuditWriter:
         plan = await _decide(batch, facts, seq, prev, utcnow(), conn)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
-        leaves = [r.leaf for r in plan.results]
-        await conn.execute(insert(tree.TREE), await self._tree.extend(conn, seq, leaves))
+        nodes = await self._tree.extend(conn, seq, [r.leaf for r in plan.results])
+        if nodes:
+            await conn.execute(insert(tree.TREE), nodes)
         if plan.disclosures:
             await conn.execute(insert(DISCLOSURES), plan.disclosures)
         if plan.holds:
