@@ -103,6 +103,7 @@ async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> Verif
     # The whole log is also re-hashed into its Merkle tree and compared with the stored one
     # (app/audit/tree.py); a chain fault, found first, is reported before a tree fault.
     checker = TreeChecker(engine.connect) if upto is None else None
+    bodies: list[str] = []  # checked into the tree a page at a time
     async for row in _rows(engine):
         if upto is not None and int(row.seq) > upto:
             break
@@ -110,9 +111,13 @@ async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> Verif
         if fault is not None:
             return VerifyResult(False, count, expected - 1, prev, expected, fault)
         if checker is not None:
-            await checker.add(row.body)
+            bodies.append(row.body)
+            if len(bodies) == PAGE:
+                await checker.add_many(bodies)
+                bodies.clear()
         prev, expected, count = str(row.hash), expected + 1, count + 1
     if checker is not None:
+        await checker.add_many(bodies)
         await checker.finish()
     if upto is None:
         async with engine.connect() as conn:
