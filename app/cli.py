@@ -366,6 +366,15 @@ def audit_checkpoint() -> None:
     click.echo(json.dumps(_run(go()), indent=2))
 
 
+def _register_log_tools() -> None:
+    from app.audit.log_cli import register
+
+    register(main, audit)
+
+
+_register_log_tools()
+
+
 @audit.command("export")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option(

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.audit.log_router import api_router as log_api
+from app.audit.log_router import public_router as log_public
 from app.audit.router import router as audit_router
 from app.core.config import Settings
 from app.core.deps import authenticate
@@ -59,6 +61,11 @@ TAGS = [
         "description": "The transparency report; public when the policy publishes it.",
     },
     {"name": "notices", "description": "Patron notices after a disclosure (notifier)."},
+    {
+        "name": "log",
+        "description": "The audit log's Merkle tree: signed checkpoints, proofs, receipts, "
+        "tiles and witnesses' cosignatures (hashes only, never an event).",
+    },
     {"name": "legal holds", "description": "Records that purge jobs must keep."},
 ]
 
@@ -119,13 +126,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     for router in (disclosures_router, orders_router, audit_router, policy_router):
         v1.include_router(router)
-    for router in (notices_router, holds_router):
+    for router in (notices_router, holds_router, log_api):
         v1.include_router(router)
     app.include_router(v1)
     app.include_router(health_router)
     # The transparency report checks its readers itself: the policy may make it public.
     app.include_router(transparency_api)
     app.include_router(transparency_page)
+    app.include_router(log_public)
     metrics = metrics_router(settings)
     if metrics is not None:
         app.include_router(metrics)

@@ -104,6 +104,7 @@ async def build_runtime(settings: Settings) -> Runtime:
     try:
         pseudonym_key = secrets.pseudonym_key(settings)
         checkpoint_key = secrets.checkpoint_key(settings)
+        log = tlog_config(settings, policy)  # the Merkle tree's signer and witnesses
     except secrets.SecretsError as exc:
         raise StartupError(str(exc)) from None
     state = create_engine(settings.state_url)
@@ -166,8 +167,22 @@ async def build_runtime(settings: Settings) -> Runtime:
         checkpoint_key=checkpoint_key,
         cursors=Continuations(pseudonym_key),
         approvals=approvals,
-        extras={"clock": clock, "sealer": sealer, "config_fingerprint": fingerprint},
+        extras={
+            "clock": clock,
+            "sealer": sealer,
+            "config_fingerprint": fingerprint,
+            "audit.log": log,
+        },
     )
+
+
+def tlog_config(settings: Settings, policy: LoadedPolicy) -> Any:
+    """The audit log's checkpoint signer and the witnesses the policy names."""
+    from app.audit import notes, tlog
+
+    signer = notes.log_signer(settings.log_name, secrets.log_key(settings))
+    rules = policy.policy.log
+    return tlog.LogConfig.build(signer, rules.witnesses, rules.required_witnesses)
 
 
 async def _prepare_state(settings: Settings, state: AsyncEngine) -> None:

@@ -105,6 +105,18 @@ class Settings(BaseSettings):
         "store's, Redis's (rediss://) and the records API's certificates, for a private CA. "
         "Empty: the system's trust store. A database URL's own `sslrootcert=` wins.",
     )
+    log_key_file: Path | None = Field(
+        default=None,
+        description="The deployment's own Ed25519 key for signing Merkle tree checkpoints "
+        "(C2SP signed notes). Empty: data_dir/secrets/log.key (created by `bulwark db upgrade`).",
+    )
+    log_origin: str = Field(
+        default="",
+        max_length=200,
+        pattern=r"^[^\s+]*$",
+        description="The checkpoints' origin line and key name, a schema-less URL naming this "
+        "deployment (e.g. library.example.org/bulwark). Empty: bulwark.invalid/<audience>.",
+    )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_token_bytes: int = Field(default=16 * 1024, ge=1024, le=64 * 1024)
     host: str = "127.0.0.1"
@@ -301,6 +313,16 @@ class Settings(BaseSettings):
     @property
     def pseudonym_key_file(self) -> Path:
         return self.secrets_dir / "pseudonym.key"
+
+    @property
+    def log_key_path(self) -> Path:
+        """The Ed25519 private key that signs the Merkle tree's checkpoints."""
+        return self.log_key_file or self.secrets_dir / "log.key"
+
+    @property
+    def log_name(self) -> str:
+        """The log's origin line (and its key's name in signed notes)."""
+        return self.log_origin or f"bulwark.invalid/{self.audience}"
 
     @property
     def checkpoint_key_file(self) -> Path:

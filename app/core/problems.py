@@ -58,6 +58,12 @@ class Problem(BaseModel):
     audit_seq: int | None = Field(
         default=None, description="The audit event that recorded this refusal, if any."
     )
+    audit_leaf_index: int | None = Field(
+        default=None, description="That event's leaf index in the audit log's Merkle tree."
+    )
+    audit_leaf_hash: str | None = Field(
+        default=None, description="That event's leaf hash (hex): the receipt (docs/auditors.md)."
+    )
     request_id: str | None = None
 
 
@@ -135,13 +141,18 @@ class DeniedError(BulwarkError):
     """A refusal by the order verifier or the policy; carries every applicable reason."""
 
     def __init__(
-        self, reasons: Sequence[Reason], *, audit_seq: int | None = None, banded: bool = False
+        self,
+        reasons: Sequence[Reason],
+        *,
+        audit_seq: int | None = None,
+        receipt: dict[str, Any] | None = None,
+        banded: bool = False,
     ) -> None:
         super().__init__(
             reasons,
             "The request was refused; see reasons. No record was released.",
             status=403,
-            extra={"audit_seq": audit_seq},
+            extra={"audit_seq": audit_seq, **receipt_fields(receipt)},
         )
         #: The order is of an instrument the policy publishes only in bands: its reasons are
         #: not counted one by one in metrics (they would give the exact count away).
@@ -149,8 +160,18 @@ class DeniedError(BulwarkError):
 
 
 class StoreUnavailable(BulwarkError):
-    def __init__(self, detail: str | None = None, *, audit_seq: int | None = None) -> None:
-        super().__init__(Reason.STORE_UNAVAILABLE, detail, extra={"audit_seq": audit_seq})
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        audit_seq: int | None = None,
+        receipt: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            Reason.STORE_UNAVAILABLE,
+            detail,
+            extra={"audit_seq": audit_seq, **receipt_fields(receipt)},
+        )
 
 
 class AuditUnavailable(BulwarkError):
@@ -161,6 +182,13 @@ class AuditUnavailable(BulwarkError):
 class StateUnavailable(BulwarkError):
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(Reason.STATE_UNAVAILABLE, detail)
+
+
+def receipt_fields(receipt: dict[str, Any] | None) -> dict[str, Any]:
+    """The recorded event's place in the audit log's Merkle tree (docs/auditors.md)."""
+    if receipt is None:
+        return {}
+    return {"audit_leaf_index": receipt["leaf_index"], "audit_leaf_hash": receipt["leaf_hash"]}
 
 
 def _unique(reasons: Iterable[Reason]) -> list[Reason]:

@@ -48,6 +48,14 @@ class Reason(StrEnum):
     STORE_UNAVAILABLE = "store.unavailable"
     AUDIT_UNAVAILABLE = "audit.unavailable"
     STATE_UNAVAILABLE = "state.unavailable"
+    LOG_INDEX_BEYOND_TREE = "log.index_beyond_tree"
+    LOG_SIZE_NOT_CHECKPOINTED = "log.size_not_checkpointed"
+    LOG_NO_CHECKPOINT = "log.no_checkpoint"
+    LOG_CHECKPOINT_MALFORMED = "log.checkpoint_malformed"
+    LOG_CHECKPOINT_FORGED = "log.checkpoint_forged"
+    LOG_COSIGNATURE_INVALID = "log.cosignature_invalid"
+    LOG_WITNESS_UNKNOWN = "log.witness_unknown"
+    LOG_INCONSISTENT = "log.inconsistent"
     INTERNAL = "internal.error"
 
 
@@ -111,6 +119,26 @@ REASONS: dict[Reason, ReasonInfo] = {
         503, "The audit log could not be written; nothing was released."
     ),
     Reason.STATE_UNAVAILABLE: ReasonInfo(503, "Bulwark's state database is unavailable."),
+    Reason.LOG_INDEX_BEYOND_TREE: ReasonInfo(
+        422, "The leaf index or tree size is beyond the tree (or the sizes are out of order)."
+    ),
+    Reason.LOG_SIZE_NOT_CHECKPOINTED: ReasonInfo(
+        404, "No checkpoint was signed (or published) at that tree size."
+    ),
+    Reason.LOG_NO_CHECKPOINT: ReasonInfo(404, "No checkpoint has been published yet."),
+    Reason.LOG_CHECKPOINT_MALFORMED: ReasonInfo(
+        422, "The checkpoint or cosignature is not a well-formed C2SP signed note."
+    ),
+    Reason.LOG_CHECKPOINT_FORGED: ReasonInfo(
+        422, "The checkpoint is not one this log signed (signature or text differs)."
+    ),
+    Reason.LOG_COSIGNATURE_INVALID: ReasonInfo(
+        403, "A witness cosignature does not verify against the witness's key."
+    ),
+    Reason.LOG_WITNESS_UNKNOWN: ReasonInfo(403, "No cosignature from a witness the policy names."),
+    Reason.LOG_INCONSISTENT: ReasonInfo(
+        503, "The stored tree is not consistent with a checkpoint already signed; refused."
+    ),
     Reason.INTERNAL: ReasonInfo(500, "An unexpected error occurred; nothing was released."),
 }
 

@@ -1,6 +1,7 @@
 """Every table of the state database, imported in one place for Alembic and the checks."""
 
 from app.audit.models import AuditEvent, AuditHead, AuditVerified, ReportFigure
+from app.audit.tlog_models import AuditCheckpoint, AuditCosignature, AuditTreeNode
 from app.callers.models import Client
 from app.core.models import metadata
 from app.disclosures.models import Continuation, Disclosure
@@ -12,8 +13,11 @@ from app.ratelimit.models import RateLimitCounter
 target_metadata = metadata
 
 __all__ = [
+    "AuditCheckpoint",
+    "AuditCosignature",
     "AuditEvent",
     "AuditHead",
+    "AuditTreeNode",
     "AuditVerified",
     "Client",
     "Continuation",

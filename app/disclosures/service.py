@@ -32,6 +32,7 @@ from app.core.problems import (
     DeniedError,
     RequestInvalid,
     StoreUnavailable,
+    receipt_fields,
 )
 from app.core.reasons import Reason, message_of
 from app.disclosures.cursor import (
@@ -330,8 +331,12 @@ async def _on_the_record(
         )
         if store:
             detail = exc.detail if isinstance(exc, StoreUnavailable) else None
-            raise StoreUnavailable(detail, audit_seq=appended.seq) from None
-        raise BulwarkError(Reason.INTERNAL, extra={"audit_seq": appended.seq}) from None
+            raise StoreUnavailable(
+                detail, audit_seq=appended.seq, receipt=appended.receipt
+            ) from None
+        raise BulwarkError(
+            Reason.INTERNAL, extra={"audit_seq": appended.seq, **receipt_fields(appended.receipt)}
+        ) from None
 
 
 async def _record_refusal(
@@ -351,6 +356,7 @@ async def _record_refusal(
     raise DeniedError(
         list(reasons) or [Reason.ORDER_MISSING],
         audit_seq=appended.seq,
+        receipt=appended.receipt,
         banded=_banded(runtime, base.get("order")),
     )
 
@@ -536,7 +542,7 @@ def _answer(
         },
         "truncated": handle is not None,
         "cursor": handle,
-        "audit": {"seq": appended.seq, "hash": appended.hash},
+        "audit": {"seq": appended.seq, "hash": appended.hash, **appended.receipt},
     }
     return Released(envelope, records_json)
 
@@ -652,7 +658,9 @@ async def _release_page(
 def _raise_refused(appended: Appended, banded: bool) -> NoReturn:
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
         raise AuthError()
-    raise DeniedError(list(appended.refused), audit_seq=appended.seq, banded=banded)
+    raise DeniedError(
+        list(appended.refused), audit_seq=appended.seq, receipt=appended.receipt, banded=banded
+    )
 
 
 def reasons_out(reasons: tuple[Reason, ...]) -> list[dict[str, str]]:

@@ -220,4 +220,5 @@ async def transparency_page(
             Reason.REQUEST_NOT_FOUND, "This library does not publish its transparency report."
         )
     report = await _report(runtime, *period(start, to), fresh=False)
-    return HTMLResponse(page.render(report))
+    log = runtime.extras.get("audit.log")  # app/audit/tlog.py: the checkpoint signer
+    return HTMLResponse(page.render(report, log_key=log.verifier.vkey if log else None))
