@@ -69,6 +69,12 @@ async def _store(runtime: Any) -> dict[str, Any]:
     return {"ok": True, "categories": sorted(c.value for c in runtime.store.fields())}
 
 
+def _trust_store(runtime: Any) -> dict[str, Any]:
+    # The loaded file's SHA-256: compare with `sha256sum` of the file on disk to know whether
+    # this process has picked up an edit (trust-store changes need a restart; docs/trust.md).
+    return {"ok": True, **runtime.trust.summary(), "sha256": runtime.trust.sha256}
+
+
 @router.get(
     "/readyz",
     operation_id="getReadiness",
@@ -80,7 +86,7 @@ async def readyz(runtime: RuntimeDep) -> Any:
     """503 problem+json when any dependency is not ready; the process keeps running."""
     checks = {
         "state": await _state(runtime),
-        "trust_store": {"ok": True, **runtime.trust.summary()},
+        "trust_store": _trust_store(runtime),
         "policy": {"ok": True, "sha256": runtime.policy.sha256},
         "store": await _store(runtime),
         "audit": {"ok": runtime.audit.running},

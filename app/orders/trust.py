@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import re
@@ -175,14 +176,21 @@ class TrustStore:
     the optional ``counsel`` section. Build one with :meth:`load` (or :meth:`empty`).
     """
 
-    __slots__ = ("counsel_issuers", "courts", "source")
+    __slots__ = ("counsel_issuers", "courts", "sha256", "source")
 
     def __init__(
-        self, courts: IssuerRegistry, counsel_issuers: IssuerRegistry, source: str | None = None
+        self,
+        courts: IssuerRegistry,
+        counsel_issuers: IssuerRegistry,
+        source: str | None = None,
+        sha256: str | None = None,
     ) -> None:
         self.courts = courts
         self.counsel_issuers = counsel_issuers
         self.source = source
+        #: SHA-256 (hex) of the file as loaded: ``/readyz`` shows it, so an operator can tell
+        #: with ``sha256sum`` whether the running process has the file on disk.
+        self.sha256 = sha256
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrustStore:
@@ -200,7 +208,9 @@ class TrustStore:
             document = strict_json_loads(raw)
         except (ValueError, RecursionError) as exc:
             raise TrustStoreError(f"trust store {source}: malformed JSON: {exc}") from exc
-        return cls.from_document(document, source=source)
+        store = cls.from_document(document, source=source)
+        store.sha256 = hashlib.sha256(raw).hexdigest()
+        return store
 
     @classmethod
     def from_document(cls, document: object, *, source: str = "<document>") -> TrustStore:
