@@ -30,6 +30,7 @@ from app.core.reasons import Reason
 from app.disclosures.router import router as disclosures_router
 from app.health.router import router as health_router
 from app.holds.router import router as holds_router
+from app.idempotency import IdempotencyMiddleware
 from app.metrics import observe_request
 from app.metrics.router import metrics_router
 from app.notices.router import router as notices_router
@@ -102,11 +103,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             CORSMiddleware,
             allow_origins=sorted(settings.cors_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
-            expose_headers=["X-Request-Id", "Retry-After"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id", "Idempotency-Key"],
+            expose_headers=["X-Request-Id", "Retry-After", "Idempotent-Replayed"],
             allow_credentials=False,
             max_age=600,
         )
+    # Inside the request-context middleware: the body is capped, the request id set and the
+    # security headers added before an answer is kept or replayed.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, observe=observe_request
     )

@@ -21,6 +21,8 @@ class Reason(StrEnum):
     REQUEST_NOT_FOUND = "request.not_found"
     REQUEST_METHOD = "request.method_not_allowed"
     REQUEST_RATE_LIMITED = "request.rate_limited"
+    IDEMPOTENCY_KEY_REUSED = "idempotency.key_reused"
+    IDEMPOTENCY_IN_PROGRESS = "idempotency.in_progress"
     PURPOSE_UNSUPPORTED = "purpose.unsupported"
     ORDER_MISSING = "order.missing"
     ORDER_MALFORMED = "order.malformed"
@@ -64,6 +66,12 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.REQUEST_NOT_FOUND: ReasonInfo(404, "No such resource."),
     Reason.REQUEST_METHOD: ReasonInfo(405, "Method not allowed on this resource."),
     Reason.REQUEST_RATE_LIMITED: ReasonInfo(429, "Too many requests from this caller."),
+    Reason.IDEMPOTENCY_KEY_REUSED: ReasonInfo(
+        422, "This Idempotency-Key was used with another request; use a new key."
+    ),
+    Reason.IDEMPOTENCY_IN_PROGRESS: ReasonInfo(
+        409, "A request with this Idempotency-Key is still running; retry shortly."
+    ),
     Reason.PURPOSE_UNSUPPORTED: ReasonInfo(403, "The policy does not allow this purpose."),
     Reason.ORDER_MISSING: ReasonInfo(403, "This purpose needs a court order; none was given."),
     Reason.ORDER_MALFORMED: ReasonInfo(403, "The court order is not a parseable compact JWS."),

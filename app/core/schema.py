@@ -5,6 +5,7 @@ from app.callers.models import Client
 from app.core.models import metadata
 from app.disclosures.models import Disclosure
 from app.holds.models import LegalHold
+from app.idempotency.models import IdempotentRequest
 from app.notices.models import Notice
 from app.orders.models import OrderUse, Revocation
 from app.ratelimit.models import RateLimitCounter
@@ -16,6 +17,7 @@ __all__ = [
     "AuditHead",
     "Client",
     "Disclosure",
+    "IdempotentRequest",
     "LegalHold",
     "Notice",
     "OrderUse",
