@@ -229,9 +229,14 @@ def _register_order_tools() -> None:
     @click.argument("iss")
     @click.argument("jti")
     @click.option("--reason", required=True, help="Why (recorded in the audit log).")
-    def orders_revoke(iss: str, jti: str, reason: str) -> None:
+    @click.option(
+        "--pre-emptive",
+        is_flag=True,
+        help="Revoke an order Bulwark has never been shown (refused otherwise).",
+    )
+    def orders_revoke(iss: str, jti: str, reason: str, pre_emptive: bool) -> None:
         """Revoke an order; every replica refuses it from now on."""
-        from app.orders.service import revoke_order
+        from app.orders.service import OrderNeverSeen, revoke_order
 
         settings = load_settings()
 
@@ -239,14 +244,24 @@ def _register_order_tools() -> None:
             engine, writer = _state_and_audit(settings)
             try:
                 result = await revoke_order(
-                    writer, iss=iss, jti=jti, reason=reason, by="cli", caller_id=None
+                    writer,
+                    engine,
+                    iss=iss,
+                    jti=jti,
+                    reason=reason,
+                    by="cli",
+                    caller_id=None,
+                    pre_emptive=pre_emptive,
                 )
                 return result.already_revoked
             finally:
                 await writer.close()
                 await engine.dispose()
 
-        already = _run(go())
+        try:
+            already = _run(go())
+        except OrderNeverSeen as exc:
+            raise click.ClickException(f"{exc.detail} ({exc.reasons[0].value})") from None
         click.echo(f"revoked {jti}" + (" (already revoked)" if already else ""))
 
     main.add_command(keys)

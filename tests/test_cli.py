@@ -81,7 +81,12 @@ def test_audit_verify_checkpoint_and_export(env: dict[str, str], tmp_path: Path)
     assert json.loads(verified.stdout)["ok"] is True
     checkpoint = tmp_path / "cp.json"
     checkpoint.write_text(run(env, "audit", "checkpoint").stdout)
-    assert run(env, "orders", "revoke", "https://x", "j1", "--reason", "test").exit_code == 0
+    assert (
+        run(
+            env, "orders", "revoke", "https://x", "j1", "--reason", "test", "--pre-emptive"
+        ).exit_code
+        == 0
+    )
     assert run(env, "audit", "verify", "--since", str(checkpoint)).exit_code == 0
     out = tmp_path / "export.jsonl"
     assert run(env, "audit", "export", "-o", str(out)).exit_code == 0

@@ -41,6 +41,7 @@ class Reason(StrEnum):
     ORDER_JURISDICTION = "order.jurisdiction"
     ORDER_REVOKED = "order.revoked"
     ORDER_EXHAUSTED = "order.exhausted"
+    ORDER_UNSEEN = "order.unseen"
     SCOPE_PATRON = "scope.patron"
     SCOPE_CATEGORY = "scope.category"
     SCOPE_PERIOD = "scope.period"
@@ -100,6 +101,10 @@ REASONS: dict[Reason, ReasonInfo] = {
     Reason.ORDER_JURISDICTION: ReasonInfo(403, "The court is not competent for this library."),
     Reason.ORDER_REVOKED: ReasonInfo(403, "The court order has been revoked."),
     Reason.ORDER_EXHAUSTED: ReasonInfo(403, "The court order's allowed uses are spent."),
+    Reason.ORDER_UNSEEN: ReasonInfo(
+        404,
+        "Bulwark has never been shown this order: check iss and jti, or revoke it pre-emptively.",
+    ),
     Reason.SCOPE_PATRON: ReasonInfo(403, "The patron is not named in the court order."),
     Reason.SCOPE_CATEGORY: ReasonInfo(403, "A requested category is not in the court order."),
     Reason.SCOPE_PERIOD: ReasonInfo(403, "The requested period is not inside the order's."),
