@@ -47,6 +47,8 @@ class Reason(StrEnum):
     SCOPE_PERIOD = "scope.period"
     APPROVAL_MISSING = "approval.missing"
     APPROVAL_INVALID = "approval.invalid"
+    APPROVAL_SAME_PERSON = "approval.same_person"
+    ORDER_PAPER_MISSING = "order.paper_missing"
     STORE_UNAVAILABLE = "store.unavailable"
     AUDIT_UNAVAILABLE = "audit.unavailable"
     STATE_UNAVAILABLE = "state.unavailable"
@@ -113,6 +115,14 @@ REASONS: dict[Reason, ReasonInfo] = {
     ),
     Reason.APPROVAL_INVALID: ReasonInfo(
         403, "Counsel's approval is invalid, untrusted, expired or for another order."
+    ),
+    Reason.APPROVAL_SAME_PERSON: ReasonInfo(
+        403,
+        "A transcribed order needs counsel's approval by a different, named person "
+        "than its transcriber.",
+    ),
+    Reason.ORDER_PAPER_MISSING: ReasonInfo(
+        403, "A transcribed order must carry the SHA-256 of the paper order it transcribes."
     ),
     Reason.STORE_UNAVAILABLE: ReasonInfo(503, "The records store failed; nothing was released."),
     Reason.AUDIT_UNAVAILABLE: ReasonInfo(

@@ -101,7 +101,7 @@ async def evaluate_request(
     )
     check = runtime.verifier.verify(body.court_order, now) if body.court_order else None
     claims = check.claims if check else None
-    approval = _approval(runtime, body, now)
+    approval = _approval(runtime, body, now, check)
 
     def decide(state: OrderState) -> Decision:
         return evaluate(
@@ -126,9 +126,14 @@ async def evaluate_request(
     return Evaluated(access, check, decision, runtime.pseudonymize(body.patron_id), state.uses)
 
 
-def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> ApprovalCheck | None:
-    # Verified only where the policy asks for it; the engine decides what a result means.
-    if body.counsel_approval is None or not runtime.policy.policy.counsel.require_approval:
+def _approval(
+    runtime: Runtime, body: DisclosureRequest, now: dt.datetime, check: OrderCheck | None = None
+) -> ApprovalCheck | None:
+    # Verified only where the policy asks for it, or the order is a custodian's transcription
+    # (two-person control); the engine decides what a result means.
+    transcribed = check is not None and check.issuer is not None and check.issuer.transcribes
+    required = runtime.policy.policy.counsel.require_approval or transcribed
+    if body.counsel_approval is None or not required:
         return None
     return runtime.approvals.verify(body.counsel_approval, now)
 
@@ -182,13 +187,17 @@ def _order_summary(check: OrderCheck | None) -> dict[str, Any] | None:
         return None
     if check.claims is not None:
         c = check.claims
-        return {
+        summary: dict[str, Any] = {
             "iss": c.iss,
             "jti": c.jti,
             "case": c.case,
             "instrument": c.instrument.value,
             "verified": check.verified,
         }
+        if c.paper_sha256 is not None:
+            # Beside the event: the auditor holds the scanned paper against the log.
+            summary["paper_sha256"] = c.paper_sha256
+        return summary
     u = check.unverified
     return {
         "iss": u.get("iss"),

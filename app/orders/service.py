@@ -75,14 +75,14 @@ async def order_seen(engine: AsyncEngine, iss: str, jti: str) -> bool:
     """Whether Bulwark has been shown the order ``(iss, jti)``: used, revoked, or evaluated.
 
     An order that was presented (for a disclosure or a dry run) is named in its decision's
-    audit event, whose canonical body holds ``"iss":…,"jti":…,"verified":…`` in that order.
+    audit event, whose canonical body holds ``"iss":…,"jti":…,`` followed by more members (a
+    revocation's own event ends ``"jti":…}`` and does not count).
     The audit search is a scan of the log: revocations are rare, admin-only operations.
     """
     key = and_(USES.c.iss == iss, USES.c.jti == jti)
     revoked = and_(REVOCATIONS.c.iss == iss, REVOCATIONS.c.jti == jti)
     named = (
-        f'"iss":{json.dumps(iss, ensure_ascii=False)},'
-        f'"jti":{json.dumps(jti, ensure_ascii=False)},"verified":'
+        f'"iss":{json.dumps(iss, ensure_ascii=False)},"jti":{json.dumps(jti, ensure_ascii=False)},'
     )
     async with engine.connect() as conn:
         for query in (
