@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.apidocs import router as apidocs_router
 from app.audit.router import router as audit_router
 from app.core.config import Settings
 from app.core.deps import authenticate
@@ -92,6 +93,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # /docs is served from the swagger-ui-bundle package (app/apidocs), never a CDN.
+        docs_url=None,
+        redoc_url=None,
         # The body-size limit answers 413 on any route, before routing.
         responses=problem_responses(413, 500),
     )
@@ -127,6 +131,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         v1.include_router(router)
     app.include_router(v1)
     app.include_router(health_router)
+    app.include_router(apidocs_router)
     # The transparency report checks its readers itself: the policy may make it public.
     app.include_router(transparency_api)
     app.include_router(transparency_page)
