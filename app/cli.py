@@ -112,8 +112,9 @@ def db() -> None:
 def db_upgrade() -> None:
     """Migrate the state database to this version, and create missing instance secrets."""
     from app.core import migrations
-    from app.core.database import redact
-    from app.core.secrets import ensure_instance_secrets
+    from app.core.database import create_engine, redact
+    from app.core.instance import InstanceMismatch, prepare_secrets
+    from app.core.secrets import SecretsError
 
     settings = load_settings()
     try:
@@ -122,7 +123,19 @@ def db_upgrade() -> None:
         raise click.ClickException(
             f"could not migrate {redact(settings.state_url)}: {type(exc).__name__}"
         ) from None
-    for path in ensure_instance_secrets(settings):
+
+    async def secrets() -> list[str]:
+        engine = create_engine(settings.state_url)
+        try:
+            return await prepare_secrets(settings, engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        created = _run(secrets())
+    except (InstanceMismatch, SecretsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in created:
         click.echo(f"created {path} (mode 0600)")
     click.echo(f"state database {redact(settings.state_url)} at {migrations.head_revision()}")
 

@@ -108,6 +108,7 @@ async def build_runtime(settings: Settings) -> Runtime:
     )
     try:
         await _prepare_state(settings, state)
+        await _check_instance(settings, state, pseudonym_key, checkpoint_key)
         store = await _open_store(settings, mapping, http)
     except BaseException:
         await http.aclose()
@@ -161,6 +162,18 @@ async def _prepare_state(settings: Settings, state: AsyncEngine) -> None:
             f"state database {redact(settings.state_url)} unreachable "
             f"({type(exc).__name__}); check BULWARK_DATABASE_URL"
         ) from None
+
+
+async def _check_instance(
+    settings: Settings, state: AsyncEngine, pseudonym: bytes, checkpoint: ec.EllipticCurvePrivateKey
+) -> None:
+    # The secrets must be the ones the state was made with (app/core/instance.py).
+    from app.core.instance import InstanceMismatch, check_binding
+
+    try:
+        await check_binding(settings, state, pseudonym, checkpoint)
+    except InstanceMismatch as exc:
+        raise StartupError(str(exc)) from None
 
 
 async def _upgrade_in_place(state: AsyncEngine) -> None:

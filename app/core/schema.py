@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
+from app.core.instance import InstanceBinding
 from app.core.models import metadata
 from app.disclosures.models import Disclosure
 from app.holds.models import LegalHold
@@ -18,6 +19,7 @@ __all__ = [
     "Client",
     "Disclosure",
     "IdempotentRequest",
+    "InstanceBinding",
     "LegalHold",
     "Notice",
     "OrderUse",

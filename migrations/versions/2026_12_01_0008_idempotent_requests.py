@@ -1,4 +1,5 @@
-"""Idempotent requests: one row per (caller, Idempotency-Key), the answer sealed.
+"""Idempotent requests (one row per caller and Idempotency-Key, the answer sealed), and the
+instance binding (the fingerprints of the secrets the state database was made with).
 
 Revision ID: 0008
 Revises: 0004
@@ -35,8 +36,17 @@ def upgrade() -> None:
     op.create_index(
         "ix_idempotent_requests_expires_at", "idempotent_requests", ["expires_at"], unique=False
     )
+    op.create_table(
+        "instance_binding",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("data_dir", sa.String(length=1024), nullable=False),
+        sa.Column("pseudonym_key_sha256", sa.String(length=64), nullable=False),
+        sa.Column("checkpoint_key_sha256", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_instance_binding")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("instance_binding")
     op.drop_index("ix_idempotent_requests_expires_at", table_name="idempotent_requests")
     op.drop_table("idempotent_requests")
