@@ -28,6 +28,7 @@ from app.core.problems import (
     problem_responses,
 )
 from app.core.reasons import Reason
+from app.counsel import router as counsel_router
 from app.disclosures.router import router as disclosures_router
 from app.health.router import router as health_router
 from app.holds.router import router as holds_router
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(v1)
     app.include_router(health_router)
     app.include_router(apidocs_router)
+    app.include_router(counsel_router)  # checks its admin caller itself (Basic or Bearer)
     # The transparency report checks its readers itself: the policy may make it public.
     app.include_router(transparency_api)
     app.include_router(transparency_page)

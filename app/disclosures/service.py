@@ -72,6 +72,7 @@ class Evaluated:
     decision: Decision
     patron: str  # the pseudonym: the only form of the patron id the audit log sees
     uses: int  # uses of the order already consumed, as read before evaluation
+    approval: ApprovalCheck | None = None  # counsel's approval, where one was verified
 
 
 async def evaluate_request(
@@ -123,7 +124,8 @@ async def evaluate_request(
     if not read_state and claims is not None and not decision.permitted:
         state = await _order_state(runtime, claims)
         decision = decide(state)
-    return Evaluated(access, check, decision, runtime.pseudonymize(body.patron_id), state.uses)
+    patron = runtime.pseudonymize(body.patron_id)
+    return Evaluated(access, check, decision, patron, state.uses, approval)
 
 
 def _approval(
@@ -212,7 +214,7 @@ def event_body(
     caller: Caller, request_id: str | None, ev: Evaluated, reasons: list[str]
 ) -> dict[str, Any]:
     """The audit body of a decision: who, why, under what order, for whom (pseudonym)."""
-    return {
+    body = {
         "v": 1,
         "caller": caller.name,
         "request_id": request_id,
@@ -227,6 +229,14 @@ def event_body(
         },
         "released": None,
     }
+    if ev.approval is not None:
+        # Who approved (counsel's office and person), so that the log shows both signatures.
+        body["approval"] = {
+            "by": ev.approval.approver,
+            "person": ev.approval.person,
+            "verified": ev.approval.verified,
+        }
+    return body
 
 
 def _codes(reasons: tuple[Reason, ...] | list[Reason]) -> list[str]:
