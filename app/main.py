@@ -33,6 +33,7 @@ from app.disclosures.router import router as disclosures_router
 from app.health.router import router as health_router
 from app.holds.router import router as holds_router
 from app.idempotency import IdempotencyMiddleware
+from app.idempotency.middleware import document_header
 from app.metrics import observe_request
 from app.metrics.router import metrics_router
 from app.notices.router import router as notices_router
@@ -180,6 +181,7 @@ def _with_problem_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
+        document_header(schema)
         for path in schema["paths"].values():
             for operation in path.values():
                 for status, response in operation.get("responses", {}).items():

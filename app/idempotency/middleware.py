@@ -303,3 +303,22 @@ async def _send_problem(send: Send, error: BulwarkError, request_id: str | None)
     headers.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def document_header(schema: dict[str, Any]) -> None:
+    """Declare ``Idempotency-Key`` on every ``POST /v1/…`` of an OpenAPI document."""
+    parameter = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Makes a retry safe: the same key with the same body within 24 hours answers the "
+            "first answer again (header Idempotent-Replayed: true), without running the "
+            "request again; another body is 422 idempotency.key_reused. A UUID per request."
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    }
+    for path, operations in schema.get("paths", {}).items():
+        post = operations.get("post") if path.startswith("/v1/") else None
+        if post is not None:
+            post.setdefault("parameters", []).append(dict(parameter))
