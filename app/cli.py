@@ -349,6 +349,36 @@ def audit_checkpoint() -> None:
     click.echo(json.dumps(_run(go()), indent=2))
 
 
+@audit.command("public-key")
+@click.option("--fingerprint", is_flag=True, help="Print only the key's SHA-256 fingerprint.")
+def audit_public_key(fingerprint: bool) -> None:
+    """The checkpoint key's public half (PEM), or its SHA-256 fingerprint to pin out of band.
+
+    Give the fingerprint to auditors on paper or another channel the database's administrator
+    does not control: a checkpoint verifies only against the pinned key (docs/auditors.md).
+    """
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    from app.core.secrets import SecretsError, checkpoint_key
+
+    try:
+        public = checkpoint_key(load_settings()).public_key()
+    except SecretsError as exc:
+        raise click.ClickException(str(exc)) from None
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if fingerprint:
+        click.echo(hashlib.sha256(der).hexdigest())
+        return
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    click.echo(pem.decode("ascii"), nl=False)
+
+
 @audit.command("export")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option(
