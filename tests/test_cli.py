@@ -137,3 +137,14 @@ def test_demo_refuses_foreign_targets(tmp_path: Path) -> None:
         main, ["demo", "--dir", str(tmp_path / "taken"), "--no-serve"], env={}
     )
     assert result.exit_code != 0
+
+
+def test_orders_revoke_refuses_an_order_never_seen(env: dict[str, str]) -> None:
+    assert run(env, "db", "upgrade").exit_code == 0
+    refused = CliRunner().invoke(
+        main, ["orders", "revoke", "https://x", "typo", "--reason", "r"], env=env
+    )
+    assert refused.exit_code != 0
+    assert "order.unseen" in refused.output
+    done = run(env, "orders", "revoke", "https://x", "typo", "--reason", "r", "--pre-emptive")
+    assert done.exit_code == 0, done.output
