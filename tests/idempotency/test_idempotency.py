@@ -205,3 +205,21 @@ def test_answers_round_trip() -> None:
             raise AssertionError("opened by another caller or key")
         except ValueError:
             pass
+
+
+async def test_an_altered_kept_answer_is_never_replayed(
+    client: httpx.AsyncClient, keys: dict[str, str], order_token: Token, runtime: Runtime
+) -> None:
+    key = str(uuid.uuid4())
+    body = request(order(order_token, max_uses=2))
+    first = await client.post("/v1/disclosures", json=body, headers=headers(keys["requester"], key))
+    assert first.status_code == 200
+    async with runtime.state.begin() as conn:
+        row = (await conn.execute(select(ROWS))).one()
+        flipped = row.answer[:-1] + bytes([row.answer[-1] ^ 1])
+        await conn.execute(ROWS.update().values(answer=flipped))
+    r = await client.post("/v1/disclosures", json=body, headers=headers(keys["requester"], key))
+    assert r.status_code == 503
+    assert r.json()["reasons"][0]["code"] == "state.unavailable"
+    assert "new key" in r.json()["detail"]
+    assert await uses(runtime) == 1  # and the request did not run again
