@@ -323,7 +323,7 @@ class _Loader:
         if path.startswith("counsel"):
             if role != "counsel":
                 raise self.fail(where, "an entry under 'counsel' can only have role 'counsel'")
-            return ROLE_COURT  # unused for counsel: their registry is the approvals' own
+            return "counsel"  # approvals only: the counsel registry never verifies an order
         if role == "counsel":
             raise self.fail(
                 where,
