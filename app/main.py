@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
-        # /docs is served from the swagger-ui-bundle package (app/apidocs), never a CDN.
+        # /docs is served from the fastapi-offline package's files (app/apidocs), never a CDN.
         docs_url=None,
         redoc_url=None,
         # The body-size limit answers 413 on any route, before routing.
