@@ -117,9 +117,10 @@ def db() -> None:
 def db_upgrade(allow_foreign_tables: bool) -> None:
     """Migrate the state database to this version, and create missing instance secrets."""
     from app.core import migrations
-    from app.core.database import redact
+    from app.core.database import create_engine, redact
     from app.core.files import private_dir
-    from app.core.secrets import ensure_instance_secrets
+    from app.core.instance import InstanceMismatch, prepare_secrets
+    from app.core.secrets import SecretsError
 
     settings = load_settings()
     private_dir(settings.data_dir)  # state file and secrets: this user's only (0700)
@@ -139,7 +140,19 @@ def db_upgrade(allow_foreign_tables: bool) -> None:
         raise click.ClickException(
             f"could not migrate {redact(settings.state_url)}: {type(exc).__name__}"
         ) from None
-    for path in ensure_instance_secrets(settings):
+
+    async def secrets() -> list[str]:
+        engine = create_engine(settings.state_url)
+        try:
+            return await prepare_secrets(settings, engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        created = _run(secrets())
+    except (InstanceMismatch, SecretsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in created:
         click.echo(f"created {path} (mode 0600)")
     sealed = _run(_seal_at_rest(settings))
     if sealed:
@@ -261,9 +274,14 @@ def _register_order_tools() -> None:
     @click.argument("iss")
     @click.argument("jti")
     @click.option("--reason", required=True, help="Why (recorded in the audit log).")
-    def orders_revoke(iss: str, jti: str, reason: str) -> None:
+    @click.option(
+        "--pre-emptive",
+        is_flag=True,
+        help="Revoke an order Bulwark has never been shown (refused otherwise).",
+    )
+    def orders_revoke(iss: str, jti: str, reason: str, pre_emptive: bool) -> None:
         """Revoke an order; every replica refuses it from now on."""
-        from app.orders.service import revoke_order
+        from app.orders.service import OrderNeverSeen, revoke_order
 
         settings = load_settings()
 
@@ -271,14 +289,24 @@ def _register_order_tools() -> None:
             engine, writer = _state_and_audit(settings)
             try:
                 result = await revoke_order(
-                    writer, iss=iss, jti=jti, reason=reason, by="cli", caller_id=None
+                    writer,
+                    engine,
+                    iss=iss,
+                    jti=jti,
+                    reason=reason,
+                    by="cli",
+                    caller_id=None,
+                    pre_emptive=pre_emptive,
                 )
                 return result.already_revoked
             finally:
                 await writer.close()
                 await engine.dispose()
 
-        already = _run(go())
+        try:
+            already = _run(go())
+        except OrderNeverSeen as exc:
+            raise click.ClickException(f"{exc.detail} ({exc.reasons[0].value})") from None
         click.echo(f"revoked {jti}" + (" (already revoked)" if already else ""))
 
     main.add_command(keys)
@@ -364,6 +392,36 @@ def audit_checkpoint() -> None:
             await engine.dispose()
 
     click.echo(json.dumps(_run(go()), indent=2))
+
+
+@audit.command("public-key")
+@click.option("--fingerprint", is_flag=True, help="Print only the key's SHA-256 fingerprint.")
+def audit_public_key(fingerprint: bool) -> None:
+    """The checkpoint key's public half (PEM), or its SHA-256 fingerprint to pin out of band.
+
+    Give the fingerprint to auditors on paper or another channel the database's administrator
+    does not control: a checkpoint verifies only against the pinned key (docs/auditors.md).
+    """
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    from app.core.secrets import SecretsError, checkpoint_key
+
+    try:
+        public = checkpoint_key(load_settings()).public_key()
+    except SecretsError as exc:
+        raise click.ClickException(str(exc)) from None
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if fingerprint:
+        click.echo(hashlib.sha256(der).hexdigest())
+        return
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    click.echo(pem.decode("ascii"), nl=False)
 
 
 def _register_log_tools() -> None:

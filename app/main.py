@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.apidocs import router as apidocs_router
 from app.audit.log_router import api_router as log_api
 from app.audit.log_router import public_router as log_public
 from app.audit.router import router as audit_router
@@ -29,9 +30,12 @@ from app.core.problems import (
     problem_responses,
 )
 from app.core.reasons import Reason
+from app.counsel import router as counsel_router
 from app.disclosures.router import router as disclosures_router
 from app.health.router import router as health_router
 from app.holds.router import router as holds_router
+from app.idempotency import IdempotencyMiddleware
+from app.idempotency.middleware import document_header
 from app.metrics import observe_request
 from app.metrics.router import metrics_router
 from app.notices.router import router as notices_router
@@ -98,6 +102,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # /docs is served from the fastapi-offline package's files (app/apidocs), never a CDN.
+        docs_url=None,
+        redoc_url=None,
         # The body-size limit answers 413 on any route, before routing.
         responses=problem_responses(413, 500),
     )
@@ -109,11 +116,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             CORSMiddleware,
             allow_origins=sorted(settings.cors_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
-            expose_headers=["X-Request-Id", "Retry-After"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id", "Idempotency-Key"],
+            expose_headers=["X-Request-Id", "Retry-After", "Idempotent-Replayed"],
             allow_credentials=False,
             max_age=600,
         )
+    # Inside the request-context middleware: the body is capped, the request id set and the
+    # security headers added before an answer is kept or replayed.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, observe=observe_request
     )
@@ -130,6 +140,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         v1.include_router(router)
     app.include_router(v1)
     app.include_router(health_router)
+    app.include_router(apidocs_router)
+    app.include_router(counsel_router)  # checks its admin caller itself (Basic or Bearer)
     # The transparency report checks its readers itself: the policy may make it public.
     app.include_router(transparency_api)
     app.include_router(transparency_page)
@@ -177,6 +189,7 @@ def _with_problem_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
+        document_header(schema)
         for path in schema["paths"].values():
             for operation in path.values():
                 for status, response in operation.get("responses", {}).items():

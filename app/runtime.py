@@ -119,6 +119,7 @@ async def build_runtime(settings: Settings) -> Runtime:
     clock = StateClock(state, skew_seconds=policy.policy.clock_skew_seconds)
     try:
         await _prepare_state(settings, state)
+        await _check_instance(settings, state, pseudonym_key, checkpoint_key)
         await _measure_clock(settings, clock)
         sealer = await _seal_at_rest(settings, state, pseudonym_key)
         store = await _open_store(settings, mapping, http)
@@ -222,6 +223,18 @@ async def _measure_clock(settings: Settings, clock: StateClock) -> None:
             f"state database {redact(settings.state_url)} did not tell its time "
             f"({type(exc).__name__}); check BULWARK_DATABASE_URL"
         ) from None
+
+
+async def _check_instance(
+    settings: Settings, state: AsyncEngine, pseudonym: bytes, checkpoint: ec.EllipticCurvePrivateKey
+) -> None:
+    # The secrets must be the ones the state was made with (app/core/instance.py).
+    from app.core.instance import InstanceMismatch, check_binding
+
+    try:
+        await check_binding(settings, state, pseudonym, checkpoint)
+    except InstanceMismatch as exc:
+        raise StartupError(str(exc)) from None
 
 
 async def _upgrade_in_place(state: AsyncEngine) -> None:

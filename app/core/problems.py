@@ -35,7 +35,9 @@ from app.core.reasons import Reason, message_of, status_of
 logger = logging.getLogger("bulwark.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://bulwark.example/problems/"
+#: Relative (RFC 9457 section 3.1.1): it resolves against the deployment that answered, which
+#: serves ``/problems/{code}`` (app/apidocs), one page per reason code.
+PROBLEM_TYPE_BASE = "/problems/"
 
 
 class ProblemReason(BaseModel):

@@ -3,9 +3,11 @@
 from app.audit.models import AuditEvent, AuditHead, AuditVerified, ReportFigure
 from app.audit.tlog_models import AuditCheckpoint, AuditCosignature, AuditTreeNode
 from app.callers.models import Client
+from app.core.instance import InstanceBinding
 from app.core.models import metadata
 from app.disclosures.models import Continuation, Disclosure
 from app.holds.models import LegalHold
+from app.idempotency.models import IdempotentRequest
 from app.notices.models import Notice
 from app.orders.models import OrderUse, Revocation
 from app.ratelimit.models import RateLimitCounter
@@ -22,6 +24,8 @@ __all__ = [
     "Client",
     "Continuation",
     "Disclosure",
+    "IdempotentRequest",
+    "InstanceBinding",
     "LegalHold",
     "Notice",
     "OrderUse",

@@ -90,6 +90,7 @@ class Evaluated:
     decision: Decision
     patron: str  # the pseudonym: the only form of the patron id the audit log sees
     uses: int  # uses of the order already consumed, as read before evaluation
+    approval: ApprovalCheck | None = None  # counsel's approval, where one was verified
 
 
 async def evaluate_request(
@@ -119,7 +120,7 @@ async def evaluate_request(
     )
     check = runtime.verifier.verify(body.court_order, now) if body.court_order else None
     claims = check.claims if check else None
-    approval = _approval(runtime, body, now)
+    approval = _approval(runtime, body, now, check)
 
     def decide(state: OrderState) -> Decision:
         return evaluate(
@@ -141,12 +142,18 @@ async def evaluate_request(
     if not read_state and claims is not None and not decision.permitted:
         state = await _order_state(runtime, claims)
         decision = decide(state)
-    return Evaluated(access, check, decision, runtime.pseudonymize(body.patron_id), state.uses)
+    patron = runtime.pseudonymize(body.patron_id)
+    return Evaluated(access, check, decision, patron, state.uses, approval)
 
 
-def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> ApprovalCheck | None:
-    # Verified only where the policy asks for it; the engine decides what a result means.
-    if body.counsel_approval is None or not runtime.policy.policy.counsel.require_approval:
+def _approval(
+    runtime: Runtime, body: DisclosureRequest, now: dt.datetime, check: OrderCheck | None = None
+) -> ApprovalCheck | None:
+    # Verified only where the policy asks for it, or the order is a custodian's transcription
+    # (two-person control); the engine decides what a result means.
+    transcribed = check is not None and check.issuer is not None and check.issuer.transcribes
+    required = runtime.policy.policy.counsel.require_approval or transcribed
+    if body.counsel_approval is None or not required:
         return None
     return runtime.approvals.verify(body.counsel_approval, now)
 
@@ -204,13 +211,17 @@ def _order_summary(check: OrderCheck | None) -> dict[str, Any] | None:
         return None
     if check.claims is not None:
         c = check.claims
-        return {
+        summary: dict[str, Any] = {
             "iss": c.iss,
             "jti": c.jti,
             "case": c.case,
             "instrument": c.instrument.value,
             "verified": check.verified,
         }
+        if c.paper_sha256 is not None:
+            # Beside the event: the auditor holds the scanned paper against the log.
+            summary["paper_sha256"] = c.paper_sha256
+        return summary
     u = check.unverified
     return {
         "iss": u.get("iss"),
@@ -225,7 +236,7 @@ def event_body(
     caller: Caller, request_id: str | None, ev: Evaluated, reasons: list[str]
 ) -> dict[str, Any]:
     """The audit body of a decision: who, why, under what order, for whom (pseudonym)."""
-    return {
+    body = {
         "v": 1,
         "caller": caller.name,
         "request_id": request_id,
@@ -240,6 +251,14 @@ def event_body(
         },
         "released": None,
     }
+    if ev.approval is not None:
+        # Who approved (counsel's office and person), so that the log shows both signatures.
+        body["approval"] = {
+            "by": ev.approval.approver,
+            "person": ev.approval.person,
+            "verified": ev.approval.verified,
+        }
+    return body
 
 
 def _codes(reasons: tuple[Reason, ...] | list[Reason]) -> list[str]:

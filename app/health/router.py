@@ -79,6 +79,12 @@ async def _store(runtime: Any) -> dict[str, Any]:
     return {"ok": True, "categories": sorted(c.value for c in runtime.store.fields())}
 
 
+def _trust_store(runtime: Any) -> dict[str, Any]:
+    # The loaded file's SHA-256: compare with `sha256sum` of the file on disk to know whether
+    # this process has picked up an edit (trust-store changes need a restart; docs/trust.md).
+    return {"ok": True, **runtime.trust.summary(), "sha256": runtime.trust.sha256}
+
+
 async def _clock(runtime: Any) -> dict[str, Any]:
     clock = clock_of(runtime)
     try:
@@ -106,7 +112,7 @@ async def _checks(runtime: Any) -> dict[str, Any]:
             return dict(cached[1])
         checks = {
             "state": await _state(runtime),
-            "trust_store": {"ok": True, **runtime.trust.summary()},
+            "trust_store": _trust_store(runtime),
             "policy": {"ok": True, "sha256": runtime.policy.sha256},
             "store": await _store(runtime),
             "audit": {"ok": runtime.audit.running},

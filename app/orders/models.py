@@ -42,6 +42,7 @@ class Instrument(StrEnum):
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 PatronId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_PRINTABLE)]
+PaperDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 def numeric_date(value: object) -> object:
@@ -96,6 +97,12 @@ class OrderClaims(BaseModel):
     scope: OrderScope
     max_uses: int = Field(default=1, ge=1, le=1000)
     nondisclosure_until: dt.date | None = None
+    #: SHA-256 (lowercase hex) of the scanned paper order this token transcribes: kept in the
+    #: audit event, so that an auditor can hold the paper against the log.
+    paper_sha256: PaperDigest | None = None
+    #: Who transcribed the paper order (a staff identifier, never a patron's): counsel's
+    #: approval must come from someone else.
+    transcribed_by: ShortText | None = None
 
     _numeric_dates = field_validator("iat", "exp", "nbf", mode="before")(numeric_date)
 

@@ -346,6 +346,10 @@ class SqlRecordsStore:
 
     async def check(self) -> None:
         """Raise StoreUnavailable when the database cannot answer ``SELECT 1``."""
+        if self._missing_sqlite_file():
+            # An open connection still answers after its file is deleted (and a new one would
+            # create an empty file): ready means the records are really there.
+            raise StoreUnavailable("The records store's SQLite file does not exist.")
         try:
             async with asyncio.timeout(self._timeout), self._reader.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")

@@ -265,13 +265,37 @@ async def test_revoked_order_is_refused(
 async def test_revoking_an_order_never_seen_then_presenting_it(
     client: httpx.AsyncClient, keys: dict[str, str], order_token: Token
 ) -> None:
-    r = await client.post(
-        "/v1/orders/revocations",
-        json={"iss": "https://courts.example/il-cook", "jti": "future-order", "reason": "sealed"},
-        headers=auth(keys["admin"]),
-    )
+    revocation = {"iss": "https://courts.example/il-cook", "jti": "future-order", "reason": "x"}
+    r = await client.post("/v1/orders/revocations", json=revocation, headers=auth(keys["admin"]))
+    # Never seen: refused unless said to be pre-emptive (a mistyped jti is not "revoked").
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert reasons(r) == ["order.unseen"]
+    revocation["pre_emptive"] = True
+    r = await client.post("/v1/orders/revocations", json=revocation, headers=auth(keys["admin"]))
     assert r.status_code == 200
     token = order(order_token, jti="future-order")
+    r = await client.post("/v1/disclosures", json=request(token), headers=auth(keys["requester"]))
+    assert reasons(r) == ["order.revoked"]
+
+
+async def test_revoking_a_mistyped_jti_is_refused_and_the_real_order_stays_valid(
+    client: httpx.AsyncClient, keys: dict[str, str], order_token: Token
+) -> None:
+    token = order(order_token, max_uses=3, jti="DEMO-0002-order-1")
+    dry = await client.post("/v1/decisions", json=request(token), headers=auth(keys["admin"]))
+    assert dry.json()["decision"]["effect"] == "permit"
+    iss = "https://courts.example/il-cook"
+    typo = {"iss": iss, "jti": "DEMO-0002-order-l", "reason": "vacated"}
+    r = await client.post("/v1/orders/revocations", json=typo, headers=auth(keys["admin"]))
+    assert (r.status_code, reasons(r)) == (404, ["order.unseen"])
+    like = {"iss": iss, "jti": "DEMO-0002-order-%", "reason": "vacated"}  # no LIKE wildcard
+    r = await client.post("/v1/orders/revocations", json=like, headers=auth(keys["admin"]))
+    assert r.status_code == 404
+    # An order seen only in a dry run is known: revoking it works.
+    real = {"iss": iss, "jti": "DEMO-0002-order-1", "reason": "vacated"}
+    r = await client.post("/v1/orders/revocations", json=real, headers=auth(keys["admin"]))
+    assert r.status_code == 200, r.text
     r = await client.post("/v1/disclosures", json=request(token), headers=auth(keys["requester"]))
     assert reasons(r) == ["order.revoked"]
 

@@ -98,7 +98,7 @@ async def test_a_permit_refused_under_the_audit_lock_still_holds(
     token = held_order(order_token, jti="revoked-unseen")
     r = await client.post(
         "/v1/orders/revocations",
-        json={"iss": COURT_ISS, "jti": "revoked-unseen", "reason": "vacated"},
+        json={"iss": COURT_ISS, "jti": "revoked-unseen", "reason": "vacated", "pre_emptive": True},
         headers=auth(keys["admin"]),
     )
     assert r.status_code == 200
