@@ -22,6 +22,7 @@ from app.callers.service import CallerRegistry
 from app.core import migrations, secrets
 from app.core.config import Settings
 from app.core.database import create_engine, redact
+from app.core.problems import StoreUnavailable
 from app.disclosures.cursor import CursorSigner
 from app.metrics import MeasuredStore, observe_audit_append
 from app.orders.approvals import ApprovalVerifier
@@ -32,6 +33,7 @@ from app.policy.models import LoadedPolicy, PolicyError, load_policy
 from app.records.base import RecordsStore
 from app.records.factory import build_store
 from app.records.mapping import MappingError, RecordsMapping, load_mapping, validate_against_policy
+from app.records.sql_schema import StoreLoginError
 
 logger = logging.getLogger("bulwark.runtime")
 
@@ -108,7 +110,7 @@ async def build_runtime(settings: Settings) -> Runtime:
     )
     try:
         await _prepare_state(settings, state)
-        store = await _open_store(settings, mapping, http)
+        store = await open_records_store(settings, mapping, http)
     except BaseException:
         await http.aclose()
         await state.dispose()
@@ -175,18 +177,33 @@ async def _upgrade_in_place(state: AsyncEngine) -> None:
         await conn.run_sync(run)
 
 
-async def _open_store(
+async def open_records_store(
     settings: Settings, mapping: RecordsMapping, http: httpx.AsyncClient
 ) -> RecordsStore:
+    """The configured store, checked against ``mapping`` (``bulwark records check`` too).
+
+    StartupError names what is wrong: the login, the database, the table or view, the column
+    and what to do; "unreachable" only when the store cannot be reached at all.
+    """
     store = build_store(settings, mapping, http)
     try:
         await store.validate()
+    except StoreLoginError as exc:
+        await store.close()
+        raise StartupError(f"records store {redact(settings.store_url)}: {exc}") from None
     except MappingError as exc:
         await store.close()
         raise StartupError(f"records mapping does not match the store: {exc}") from None
+    except StoreUnavailable as exc:
+        await store.close()
+        raise StartupError(
+            f"records store {redact(settings.store_url)} unreachable: {exc.detail} Check "
+            "BULWARK_RECORDS_URL and that the server is up and reachable from here"
+        ) from None
     except Exception as exc:
         await store.close()
         raise StartupError(
-            f"records store {redact(settings.store_url)} unreachable ({type(exc).__name__})"
+            f"records store {redact(settings.store_url)} could not be checked "
+            f"({type(exc).__name__})"
         ) from None
     return store

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core.clock import DEFAULT_TIMEZONE, LibraryClock, UnknownTimeZone, zone
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_POLICY = PACKAGE_DIR / "policy" / "default_policy.toml"
 BUNDLED_DEMO_DIR = PACKAGE_DIR / "records" / "demo"
@@ -54,6 +56,11 @@ class Settings(BaseSettings):
         "Empty: the bundled demo SQLite store under data_dir.",
     )
     records_mapping: Path = Field(default=BUNDLED_DEMO_MAPPING)
+    timezone: str = Field(
+        default=DEFAULT_TIMEZONE,
+        description="The library's time zone, an IANA name (America/Chicago): its calendar "
+        "dates are those of orders, periods, notices, legal holds and transparency reports.",
+    )
     records_api_token: SecretStr | None = Field(
         default=None, description="Credential Bulwark presents to an upstream records API."
     )
@@ -155,6 +162,15 @@ class Settings(BaseSettings):
             raise ValueError("BULWARK_ALLOWED_ALGORITHMS must name at least one algorithm")
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except UnknownTimeZone as exc:
+            raise ValueError(f"BULWARK_TIMEZONE: {exc}") from None
+        return value
+
     @field_validator("pseudonym_key")
     @classmethod
     def _strong_pseudonym_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -219,6 +235,11 @@ class Settings(BaseSettings):
     def store_url(self) -> str:
         """The records store URL, defaulting to the bundled demo SQLite store."""
         return self.records_url or f"sqlite:///{(self.data_dir / 'demo-records.db').resolve()}"
+
+    @cached_property
+    def clock(self) -> LibraryClock:
+        """The library's clock (``BULWARK_TIMEZONE``)."""
+        return LibraryClock.named(self.timezone)
 
     @property
     def secrets_dir(self) -> Path:

@@ -136,7 +136,7 @@ def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> Ap
 def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
     """The legal holds an evaluated order places, written with the event that records it."""
     claims = ev.check.claims if ev.check else None
-    return hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+    return hold_rows(claims, runtime.policy.policy.legal_holds.margin_days, runtime.settings.clock)
 
 
 def _check_categories(runtime: Runtime, categories: list[Category]) -> None:
@@ -394,6 +394,7 @@ async def _release(
                 categories=list(records),
                 period=obligations.period,
                 now=utcnow(),
+                clock=runtime.settings.clock,
             )
         ),
     )

@@ -83,8 +83,9 @@ class DeliveredOut(BaseModel):
     )
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
+def _today(runtime: RuntimeDep) -> dt.date:
+    # The library's calendar (BULWARK_TIMEZONE): a notice is due from its local date on.
+    return runtime.settings.clock.today()
 
 
 @router.get(
@@ -99,7 +100,7 @@ async def due(
 ) -> NoticePage:
     """Oldest first. A notice under a court's nondisclosure date is not listed before it."""
     try:
-        notices = await service.due_notices(runtime.state, today=_today(), limit=limit)
+        notices = await service.due_notices(runtime.state, today=_today(runtime), limit=limit)
     except Exception:
         raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})
@@ -120,7 +121,7 @@ async def delivered(notice_id: NoticeId, runtime: RuntimeDep, caller: Notifier) 
         notice_id,
         caller_name=caller.name,
         caller_id=caller.id,
-        today=_today(),
+        today=_today(runtime),
     )
     return DeliveredOut(
         id=result.notice_id,
@@ -148,7 +149,7 @@ async def list_all(
         after = after.replace(tzinfo=dt.UTC)
     try:
         notices = await service.list_notices(
-            runtime.state, today=_today(), after=after, limit=limit
+            runtime.state, today=_today(runtime), after=after, limit=limit
         )
     except Exception:
         raise StateUnavailable() from None

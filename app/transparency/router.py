@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.callers.models import Role
 from app.callers.service import Caller
+from app.core.clock import UTC_CLOCK, LibraryClock
 from app.core.deps import Credentials, RuntimeDep, authenticate
 from app.core.problems import (
     BulwarkError,
@@ -37,9 +38,16 @@ CSV_TYPE = "text/csv"
 
 FromDate = Annotated[
     dt.date | None,
-    Query(alias="from", description="First day (UTC), inclusive; default 1 January of `to`."),
+    Query(
+        alias="from",
+        description="First day (the library's calendar, BULWARK_TIMEZONE), inclusive; "
+        "default 1 January of `to`.",
+    ),
 ]
-ToDate = Annotated[dt.date | None, Query(description="Last day (UTC), inclusive; default today.")]
+ToDate = Annotated[
+    dt.date | None,
+    Query(description="Last day (the library's calendar), inclusive; default today."),
+]
 
 
 Figure = int | str
@@ -89,7 +97,7 @@ class InstrumentRow(BaseModel):
 
 
 class TransparencyReport(BaseModel):
-    """The report for an inclusive UTC date range (see docs/transparency.md)."""
+    """The report for an inclusive range of the library's dates (see docs/transparency.md)."""
 
     model_config = ConfigDict(
         populate_by_name=True, json_schema_extra={"examples": [EXAMPLE_REPORT]}
@@ -103,9 +111,11 @@ class TransparencyReport(BaseModel):
     instruments: list[InstrumentRow]
 
 
-def period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
-    """The report's inclusive date range from the query, with its defaults."""
-    end = end or dt.datetime.now(dt.UTC).date()
+def period(
+    start: dt.date | None, end: dt.date | None, clock: LibraryClock = UTC_CLOCK
+) -> tuple[dt.date, dt.date]:
+    """The report's inclusive range of the library's dates, with its defaults."""
+    end = end or clock.today()
     start = start or end.replace(month=1, day=1)
     if end < start:
         raise RequestInvalid(
@@ -117,7 +127,9 @@ def period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date
 async def _report(runtime: Runtime, start: dt.date, end: dt.date, *, fresh: bool) -> dict[str, Any]:
     async def compute() -> dict[str, Any]:
         try:
-            return await service.build_report(runtime.state, runtime.policy, start=start, end=end)
+            return await service.build_report(
+                runtime.state, runtime.policy, start=start, end=end, clock=runtime.settings.clock
+            )
         except Exception:
             raise StateUnavailable() from None
 
@@ -125,7 +137,7 @@ async def _report(runtime: Runtime, start: dt.date, end: dt.date, *, fresh: bool
         return await compute()
     cache = runtime.extras.setdefault("transparency.cache", service.ReportCache())
     key = (start.isoformat(), end.isoformat(), runtime.policy.sha256)
-    final = end < dt.datetime.now(dt.UTC).date()
+    final = end < runtime.settings.clock.today()
     report: dict[str, Any] = await cache.get(key, compute, final=final)
     return report
 
@@ -180,7 +192,9 @@ async def transparency_report(
     public (figures up to 30 s old, or an hour for a period that has ended)."""
     caller = await _reader(request, runtime, credentials)
     # Auditors get figures as of now; the public, the cached ones (see service.ReportCache).
-    report = await _report(runtime, *period(start, to), fresh=caller is not None)
+    report = await _report(
+        runtime, *period(start, to, runtime.settings.clock), fresh=caller is not None
+    )
     if wants_csv(request):
         name = f"transparency-{report['from']}-{report['to']}.csv"
         return Response(
@@ -207,5 +221,5 @@ async def transparency_page(
         raise BulwarkError(
             Reason.REQUEST_NOT_FOUND, "This library does not publish its transparency report."
         )
-    report = await _report(runtime, *period(start, to), fresh=False)
+    report = await _report(runtime, *period(start, to, runtime.settings.clock), fresh=False)
     return HTMLResponse(page.render(report))

@@ -34,6 +34,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
+from app.core.clock import UTC_CLOCK, LibraryClock
 from app.core.reasons import REASONS, Reason
 from app.orders.models import Category, Instrument
 from app.policy.models import LoadedPolicy
@@ -127,19 +128,25 @@ async def disclosure_events(
                 yield str(row.effect), json.loads(row.body)
 
 
-def period_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """The UTC instants ``[start 00:00, end + 1 day 00:00)`` of an inclusive date range."""
-    lo = dt.datetime.combine(start, dt.time(), dt.UTC)
-    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
-    return lo, hi
+def period_bounds(
+    start: dt.date, end: dt.date, clock: LibraryClock = UTC_CLOCK
+) -> tuple[dt.datetime, dt.datetime]:
+    """The instants ``[start's local midnight, the midnight after end)`` in the library's zone."""
+    bounds = clock.bounds(start, end)
+    return bounds.start, bounds.end
 
 
 async def build_report(
-    engine: AsyncEngine, policy: LoadedPolicy, *, start: dt.date, end: dt.date
+    engine: AsyncEngine,
+    policy: LoadedPolicy,
+    *,
+    start: dt.date,
+    end: dt.date,
+    clock: LibraryClock = UTC_CLOCK,
 ) -> dict[str, Any]:
-    """The report for the inclusive UTC date range ``start``..``end``; see the module doc."""
+    """The report for the library's inclusive dates ``start``..``end``; see the module doc."""
     tallies = {row: _Tally() for row in ROWS}
-    lo, hi = period_bounds(start, end)
+    lo, hi = period_bounds(start, end, clock)
     async for effect, body in disclosure_events(engine, lo, hi):
         count_event(tallies, effect, body)
     rules = policy.policy.transparency
