@@ -100,6 +100,54 @@ def _serve(settings: Settings) -> None:
     )
 
 
+# --------------------------------------------------------------------------- records
+
+
+@main.group()
+def records() -> None:
+    """The records store."""
+
+
+@records.command("check")
+def records_check() -> None:
+    """Check the mapping against the live store, as start-up does (exit 0, or 1 and why).
+
+    Run it with Bulwark's own settings and account after every upgrade of the library
+    system: it reads only what SELECT on the mapped tables or views allows.
+    """
+    import httpx
+
+    from app.core.database import redact
+    from app.policy.models import PolicyError, load_policy
+    from app.records.mapping import MappingError, load_mapping, validate_against_policy
+    from app.runtime import StartupError, open_records_store
+
+    settings = load_settings()
+    try:
+        policy = load_policy(settings.policy)
+        mapping = load_mapping(settings.records_mapping)
+        validate_against_policy(mapping, policy.policy.forbidden_fields())
+    except (PolicyError, MappingError) as exc:
+        click.echo(f"records check failed: {exc}", err=True)
+        sys.exit(1)
+
+    async def check() -> None:
+        async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as http:
+            store = await open_records_store(settings, mapping, http)
+            await store.close()
+
+    try:
+        _run(check())
+    except StartupError as exc:
+        click.echo(f"records check failed: {exc}", err=True)
+        sys.exit(1)
+    names = ", ".join(c.value for c in mapping.categories)
+    click.echo(
+        f"records store {redact(settings.store_url)} matches {settings.records_mapping} "
+        f"({len(mapping.categories)} categories: {names}; time zone {settings.clock.name})"
+    )
+
+
 # --------------------------------------------------------------------------- db
 
 
@@ -358,9 +406,9 @@ def audit_verify(since: Path | None, public_key: Path | None) -> None:
         engine = create_engine(settings.state_url)
         try:
             if since is None:
-                return await service.verify_chain(engine)
+                return await service.verify_chain(engine, tz=settings.clock.tz)
             document = json.loads(await asyncio.to_thread(since.read_text))
-            return await service.verify_since(engine, document, key())
+            return await service.verify_since(engine, document, key(), settings.clock.tz)
         finally:
             await engine.dispose()
 
@@ -510,14 +558,18 @@ def report_transparency(
     except PolicyError as exc:
         raise click.ClickException(f"policy invalid: {exc}") from None
     try:
-        first, last = period(start.date() if start else None, end.date() if end else None)
+        first, last = period(
+            start.date() if start else None, end.date() if end else None, settings.clock
+        )
     except RequestInvalid:
         raise click.ClickException("--to is before --from") from None
 
     async def go() -> dict[str, Any]:
         engine = create_engine(settings.state_url)
         try:
-            return await service.build_report(engine, policy, start=first, end=last)
+            return await service.build_report(
+                engine, policy, start=first, end=last, today=settings.clock.today()
+            )
         finally:
             await engine.dispose()
 

@@ -109,7 +109,9 @@ def _stamp(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> VerifyResult:
+async def verify_chain(
+    engine: AsyncEngine, *, upto: int | None = None, tz: dt.tzinfo = dt.UTC
+) -> VerifyResult:
     """Verify the whole chain from genesis; stops at the first bad event.
 
     A whole-chain run also recounts the transparency report's figures from the events and
@@ -129,7 +131,7 @@ async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> Verif
         if fault is not None:
             return VerifyResult(False, count, expected - 1, prev, expected, fault)
         if upto is None and row.kind in figures.KINDS:
-            day = row.ts.astimezone(dt.UTC).date()
+            day = row.ts.astimezone(tz).date()  # the library's day, as the writer keeps it
             first_of_day.setdefault(day, expected)
             for line, measure, item, n in figures.figures_of(
                 row.kind, row.effect, json.loads(row.body)
@@ -295,7 +297,10 @@ def check_checkpoint_signature(
 
 
 async def verify_since(
-    engine: AsyncEngine, document: dict[str, Any], key: ec.EllipticCurvePublicKey
+    engine: AsyncEngine,
+    document: dict[str, Any],
+    key: ec.EllipticCurvePublicKey,
+    tz: dt.tzinfo = dt.UTC,
 ) -> VerifyResult:
     """Verify the chain, and that it still passes through the checkpoint's (seq, hash)."""
     cp = check_checkpoint_signature(document, key)
@@ -311,4 +316,4 @@ async def verify_since(
             min(upto.head_seq + 1, cp.seq) if upto.head_seq < cp.seq else cp.seq,
             "the log no longer extends the checkpoint (history rewritten or truncated)",
         )
-    return await verify_chain(engine)
+    return await verify_chain(engine, tz=tz)

@@ -148,8 +148,11 @@ class AuditWriter:
         observe: Any = None,
         now: Callable[[], dt.datetime] | None = None,
         config: dict[str, str] | None = None,
+        tz: dt.tzinfo = dt.UTC,
     ) -> None:
         self._engine = engine
+        # The library's time zone: the report's figures are kept per day of its calendar.
+        self._tz = tz
         # The configuration in force (app/core/config_proof.py), recorded in every event.
         self._extra: dict[str, Any] = {"config": config} if config else {}
         # Events are dated by the state database's clock (app.core.clock), shared by every
@@ -303,7 +306,7 @@ class AuditWriter:
             disclosures=plan.disclosures,
             holds=merge_holds(plan.holds),
             notices=plan.notices,
-            figures=batch_rows(plan.events),
+            figures=batch_rows(plan.events, self._tz),
             tree=nodes,
         )
         try:
@@ -373,7 +376,7 @@ class AuditWriter:
         plan = await _decide(batch, facts, seq, prev, now, conn, self._extra)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
-        await add_figures(conn, batch_rows(plan.events))  # the report's, with their events
+        await add_figures(conn, batch_rows(plan.events, self._tz))  # with their events
         nodes = await self._tree.extend(conn, seq, [r.leaf for r in plan.results])
         if nodes:
             await conn.execute(insert(tree.TREE), nodes)

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.core.calendar import DEFAULT_TIMEZONE, LibraryClock, UnknownTimeZone, zone
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_POLICY = PACKAGE_DIR / "policy" / "default_policy.toml"
 BUNDLED_DEMO_DIR = PACKAGE_DIR / "records" / "demo"
@@ -67,6 +69,11 @@ class Settings(BaseSettings):
         "Empty: the bundled demo SQLite store under data_dir.",
     )
     records_mapping: Path = Field(default=BUNDLED_DEMO_MAPPING)
+    timezone: str = Field(
+        default=DEFAULT_TIMEZONE,
+        description="The library's time zone, an IANA name (America/Chicago): its calendar "
+        "dates are those of orders, periods, notices, legal holds and transparency reports.",
+    )
     records_api_token: SecretStr | None = Field(
         default=None, description="Credential Bulwark presents to an upstream records API."
     )
@@ -215,6 +222,15 @@ class Settings(BaseSettings):
             raise ValueError("BULWARK_ALLOWED_ALGORITHMS must name at least one algorithm")
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except UnknownTimeZone as exc:
+            raise ValueError(f"BULWARK_TIMEZONE: {exc}") from None
+        return value
+
     @field_validator("pseudonym_key")
     @classmethod
     def _strong_pseudonym_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -304,6 +320,11 @@ class Settings(BaseSettings):
             return url
         with_ca = parsed.update_query_dict({"sslrootcert": str(self.tls_ca_file)})
         return with_ca.render_as_string(hide_password=False)
+
+    @cached_property
+    def clock(self) -> LibraryClock:
+        """The library's clock (``BULWARK_TIMEZONE``)."""
+        return LibraryClock.named(self.timezone)
 
     @property
     def secrets_dir(self) -> Path:

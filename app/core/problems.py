@@ -227,13 +227,22 @@ def _http_error(exc: StarletteHTTPException) -> BulwarkError:
     return error
 
 
+#: Validation errors of Bulwark's own whose messages are fixed text (never a value), shown
+#: with the error: the same words the issuing tool prints for the same fault.
+_OWN_MESSAGES = frozenset({"patron_id_whitespace", "patron_id_characters"})
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only the location and the kind of fault: never the submitted value, which may be a
     # patron identifier or a token.
-    return [
-        {"loc": [str(p) for p in err.get("loc", ())], "type": str(err.get("type", ""))}
-        for err in exc.errors()
-    ]
+    errors: list[dict[str, Any]] = []
+    for err in exc.errors():
+        kind = str(err.get("type", ""))
+        entry: dict[str, Any] = {"loc": [str(p) for p in err.get("loc", ())], "type": kind}
+        if kind in _OWN_MESSAGES:
+            entry["message"] = str(err.get("msg", ""))
+        errors.append(entry)
+    return errors
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -247,7 +256,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = _validation_errors(exc)
         detail = "The request failed validation: " + "; ".join(
-            f"{'.'.join(e['loc'])} ({e['type']})" for e in errors[:10]
+            f"{'.'.join(e['loc'])} ({e['type']})" + (f": {e['message']}" if "message" in e else "")
+            for e in errors[:10]
         )
         return problem_response(RequestInvalid(detail[:1000], errors[:50]), request)
 

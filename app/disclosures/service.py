@@ -164,7 +164,7 @@ def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
     claims = ev.check.claims if ev.check and ev.check.verified else None
     # Stored sealed: the state database alone does not name the patron (app/core/atrest.py).
     return sealer_of(runtime).seal_rows(
-        hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+        hold_rows(claims, runtime.policy.policy.legal_holds.margin_days, runtime.settings.clock)
     )
 
 
@@ -528,6 +528,7 @@ async def _release(
             categories=list(records),
             period=obligations.period,
             now=now,
+            clock=runtime.settings.clock,
         ),
         apply=apply,
     )

@@ -29,7 +29,7 @@ from app.orders.issuing import (
     merge_issuer_into_trust_store,
     write_private_key,
 )
-from app.orders.models import Category, Instrument
+from app.orders.models import Category, Instrument, patron_id_problem
 from app.orders.trust import TrustStoreError
 
 if TYPE_CHECKING:
@@ -150,7 +150,14 @@ def orders() -> None:
     show_default=True,
 )
 @click.option("--good-cause/--no-good-cause", default=False, show_default=True)
-@click.option("--patron", "patrons", multiple=True, required=True, help="Repeatable.")
+@click.option(
+    "--patron",
+    "patrons",
+    multiple=True,
+    required=True,
+    callback=lambda _ctx, _param, values: _patron_ids(values),
+    help="Repeatable. As the API takes it: letters, digits, . _ : @ -; no surrounding spaces.",
+)
 @click.option(
     "--category",
     "categories",
@@ -348,6 +355,16 @@ def _preflight(token: str, *, approval: str | None = None) -> Preflight:
         return preflight(token, settings, approval=approval)
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _patron_ids(values: tuple[str, ...]) -> tuple[str, ...]:
+    # The API's own rule (app.orders.models.PatronId), with its words: an order for an id the
+    # API refuses would be signed for nothing.
+    for value in values:
+        problem = patron_id_problem(value)
+        if problem is not None:
+            raise click.BadParameter(problem[1], param_hint="--patron")
+    return values
 
 
 def _claims_from_options(options: dict[str, Any]) -> dict[str, Any]:

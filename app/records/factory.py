@@ -56,7 +56,9 @@ def build_store(
             f"BULWARK_RECORDS_URL names a {wanted.upper()} one"
         )
     if wanted == "sql":
-        return SqlRecordsStore(url, mapping, timeout=settings.records_timeout_seconds)
+        return SqlRecordsStore(
+            url, mapping, timeout=settings.records_timeout_seconds, clock=settings.clock
+        )
     token = settings.records_api_token
     return HttpRecordsStore(
         url,
@@ -67,4 +69,5 @@ def build_store(
         timeout=httpx.Timeout(
             settings.records_timeout_seconds, connect=settings.records_connect_timeout_seconds
         ),
+        clock=settings.clock,
     )
