@@ -342,3 +342,41 @@ def test_case_insensitive_matching_needs_a_collation_that_ignores_case() -> None
         "categories.circulation.patron_match: column 'patron' of 'loans_bin' has the collation "
         "utf8mb4_bin, which does not ignore case"
     )
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_start_up_refuses_with_the_same_words(
+    server: Any, tmp_path: Path, trust_store_file: Path
+) -> None:
+    from app.core.config import Settings
+    from app.core.secrets import ensure_instance_secrets
+    from app.runtime import StartupError, build_runtime
+
+    with server() as (_admin_url, url, admin):
+        user = make_url(url).username
+        target = user if "postgresql" in url else f"'{user}'@'%'"
+        admin([f"REVOKE SELECT ON v_holds FROM {target}"])
+        mapping_file = _mapping_file(tmp_path)
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            records_url=url,
+            records_mapping=mapping_file,
+            trust_store=trust_store_file,
+            environment="test",
+            auto_migrate=True,
+        )
+        ensure_instance_secrets(settings)
+
+        async def start() -> str:
+            with pytest.raises(StartupError) as caught:
+                await build_runtime(settings)
+            return str(caught.value)
+
+        refused = asyncio.run(start())
+        code, output = _check_cli(url, mapping_file, tmp_path)
+    assert refused.startswith(
+        f"records mapping does not match the store: categories.holds.table: {user} has no "
+        "SELECT grant on 'v_holds'"
+    )
+    assert code == 1
+    assert f"records check failed: {refused}" == " ".join(output.split())
