@@ -174,9 +174,11 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Any:
     if all(c["ok"] for c in checks.values()):
         return Readiness(status="ready", checks=checks if admin else None)
     failed = [name for name, c in checks.items() if not c["ok"]]
-    reasons = [Reason.STORE_UNAVAILABLE] if failed == ["store"] else [Reason.STATE_UNAVAILABLE]
     error = StateUnavailable(f"Not ready: {', '.join(failed)}." if admin else "Not ready.")
-    error.reasons = reasons
+    # An anonymous caller learns "not ready", not which dependency failed: the one code
+    # state.unavailable whatever failed. An admin is told which (store.unavailable alone).
+    if admin and failed == ["store"]:
+        error.reasons = [Reason.STORE_UNAVAILABLE]
     body = error.to_problem()
     if admin:
         body["checks"] = checks

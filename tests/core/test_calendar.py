@@ -7,13 +7,13 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
+from app.audit.figures import tally
 from app.core.calendar import LibraryClock, UnknownTimeZone, zone
 from app.core.config import Settings
 from app.notices.service import notice_row
 from app.orders.issuing import make_claims
 from app.orders.models import OrderClaims
 from app.policy.decision import Period
-from app.transparency.service import period_bounds
 
 
 @pytest.mark.parametrize("name", ["Mars/Olympus_Mons", "CST", "localtime", "../etc/passwd", ""])
@@ -53,8 +53,16 @@ def test_a_notice_is_dated_by_the_library_s_calendar() -> None:
 
 
 def test_a_report_s_days_are_the_library_s() -> None:
-    lo, hi = period_bounds(
-        dt.date(2026, 1, 1), dt.date(2026, 12, 31), LibraryClock.named("America/Chicago")
+    # The report's figures are kept per day of the library's calendar: a decision at 21:00 on
+    # 31 December in Chicago (03:00 UTC on 1 January) counts in December, and one at 00:30
+    # local time on 1 January (06:30 UTC) in January.
+    body = {"order": {"verified": True, "instrument": "court_order"}, "reasons": []}
+    chicago = LibraryClock.named("America/Chicago").tz
+    late = dt.datetime(2027, 1, 1, 3, 0, tzinfo=dt.UTC)
+    early = dt.datetime(2027, 1, 1, 6, 30, tzinfo=dt.UTC)
+    counted = tally(
+        [(late, "disclosure", "deny", body), (early, "disclosure", "deny", body)], chicago
     )
-    assert lo.isoformat() == "2026-01-01T06:00:00+00:00"
-    assert hi.isoformat() == "2027-01-01T06:00:00+00:00"
+    days = sorted({key[0] for key in counted})
+    assert days == [dt.date(2026, 12, 31), dt.date(2027, 1, 1)]
+    assert {key[0] for key in tally([(late, "disclosure", "deny", body)])} == {dt.date(2027, 1, 1)}

@@ -57,6 +57,10 @@ async def test_readyz_not_ready_when_the_records_file_is_gone(
                 body = r.json()
                 assert body["reasons"][0]["code"] == "store.unavailable"
                 assert body["checks"]["store"]["ok"] is False
+                # Anyone else learns "not ready" and not which dependency failed.
+                anonymous = (await client.get("/readyz")).json()
+                assert [x["code"] for x in anonymous["reasons"]] == ["state.unavailable"]
+                assert anonymous["detail"] == "Not ready." and "checks" not in anonymous
                 assert not records.exists()  # the check did not create an empty file
                 (tmp_path / "moved-away.db").rename(records)
                 assert (await until(client, admin, 200)).status_code == 200
