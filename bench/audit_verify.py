@@ -87,12 +87,14 @@ async def build(url: str, count: int) -> None:
             prev = digest
             if len(batch) == 20_000:
                 await conn.execute(insert(EVENTS), batch)
-                await conn.execute(insert(tree.TREE), tree.rows_json(nodes))
+                if stored := tree.rows_json(nodes):
+                    await conn.execute(insert(tree.TREE), stored)
                 batch.clear()
                 nodes.clear()
         if batch:
             await conn.execute(insert(EVENTS), batch)
-            await conn.execute(insert(tree.TREE), tree.rows_json(nodes))
+            if stored := tree.rows_json(nodes):
+                await conn.execute(insert(tree.TREE), stored)
         await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=count, hash=prev))
     await engine.dispose()
 

@@ -3,7 +3,8 @@
     python bench/tlog.py proofs --leaves 10000000           # proofs at 10 M events (SQLite)
     python bench/tlog.py proofs --leaves 10000000 --url postgresql://postgres@127.0.0.1/x
     python bench/tlog.py verify --events 200000              # chain + tree verification
-    python bench/tlog.py append --url postgresql://postgres@127.0.0.1/x --events 20000
+    python bench/tlog.py append --url postgresql://postgres@127.0.0.1/a \\
+        --baseline-url postgresql://postgres@127.0.0.1/b --events 20000
 
 ``proofs`` stores the tree of N leaves exactly as the writer would (every complete subtree,
 keyed by level and index; real SHA-256 of synthetic bodies) and times inclusion and
@@ -49,7 +50,9 @@ def _rows(leaves: int) -> Any:
     frontier = tree.Frontier.empty()
     for i in range(leaves):
         body = b'{"kind":"evaluation","seq":%d}' % (i + 1)
-        yield from frontier.append(tree.leaf_hash(body))
+        for level, idx, digest in frontier.append(tree.leaf_hash(body)):
+            if tree.is_stored(level):
+                yield level, idx, digest
 
 
 def build_tree(url: str, leaves: int) -> None:
@@ -205,18 +208,20 @@ async def _worker(writer: Any, queue: list[int], body: dict[str, Any]) -> None:
         await writer.append(Entry(kind="evaluation", effect="deny", body=body))
 
 
-async def time_append(url: str, events: int, concurrency: int, rounds: int) -> None:
+async def time_append(urls: dict[str, str], events: int, concurrency: int, rounds: int) -> None:
+    """Each mode appends to its own database (a log without tree rows is not a valid log for
+    the tree's writer), alternately, so that both see the same load from the machine."""
     from app.audit import writer as writer_module
     from app.audit.writer import AuditWriter
 
-    engine = create_engine(url)
+    engines = {mode: create_engine(url) for mode, url in urls.items()}
     body = {"v": 1, "purpose": "legal_process", "reasons": ["scope.patron"], "x": "a" * 300}
-    results: dict[str, list[float]] = {"tree": [], "no tree": []}
+    results: dict[str, list[float]] = {mode: [] for mode in urls}
     real_leaf = writer_module.tree.leaf_hash
     try:
         for r in range(rounds):
             for mode in ("tree", "no tree") if r % 2 == 0 else ("no tree", "tree"):
-                writer = AuditWriter(engine)
+                writer = AuditWriter(engines[mode])
                 if mode == "no tree":
                     writer._tree = _NoTree()  # type: ignore[assignment]
                     writer_module.tree.leaf_hash = lambda body: b""  # type: ignore[assignment]
@@ -230,14 +235,16 @@ async def time_append(url: str, events: int, concurrency: int, rounds: int) -> N
                 results[mode].append(elapsed / events * 1e6)
         for mode, per in results.items():
             print(
-                f"append with {mode}: median {statistics.median(per):.0f} µs/event over "
-                f"{rounds} rounds of {events:,} events at {concurrency} concurrent appenders"
+                f"append with {mode}: median {statistics.median(per):.1f} µs/event over "
+                f"{rounds} rounds of {events:,} events at {concurrency} concurrent appenders "
+                f"(each round: {', '.join(f'{x:.1f}' for x in per)})"
             )
         base, with_tree = statistics.median(results["no tree"]), statistics.median(results["tree"])
         print(f"the tree adds {100 * (with_tree - base) / base:+.1f}% per event")
     finally:
         writer_module.tree.leaf_hash = real_leaf
-        await engine.dispose()
+        for engine in engines.values():
+            await engine.dispose()
 
 
 def main() -> None:
@@ -255,11 +262,15 @@ def main() -> None:
     a.add_argument("--events", type=int, default=20_000)
     a.add_argument("--concurrency", type=int, default=64)
     a.add_argument("--rounds", type=int, default=4)
-    a.add_argument("--url", default=None)
+    a.add_argument("--url", default=None, help="the database appended to with the tree")
+    a.add_argument("--baseline-url", default=None, help="another, appended to without it")
     args = parser.parse_args()
     url = args.url or f"sqlite:///{tempfile.mkdtemp()}/bench-state.db"
     if not getattr(args, "reuse", False):
         migrations.upgrade(url)
+    baseline = getattr(args, "baseline_url", None) or f"sqlite:///{tempfile.mkdtemp()}/base.db"
+    if args.what == "append":
+        migrations.upgrade(baseline)
     if args.what == "proofs":
         if not args.reuse:
             build_tree(url, args.leaves)
@@ -267,7 +278,8 @@ def main() -> None:
     elif args.what == "verify":
         asyncio.run(time_verify(url, args.events))
     else:
-        asyncio.run(time_append(url, args.events, args.concurrency, args.rounds))
+        urls = {"tree": url, "no tree": baseline}
+        asyncio.run(time_append(urls, args.events, args.concurrency, args.rounds))
 
 
 if __name__ == "__main__":

@@ -346,21 +346,12 @@ async def tile(engine: AsyncEngine, log: LogConfig, level: int, index: int, widt
         raise LogError(Reason.LOG_INDEX_BEYOND_TREE, "No such tile in the published tree.")
     if width < 256 and available - first != width:
         raise LogError(Reason.LOG_INDEX_BEYOND_TREE, "That partial tile does not exist.")
+    keys = [(height, first + i) for i in range(width)]
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(tree.TREE.c.idx, tree.TREE.c.hash)
-                .where(
-                    tree.TREE.c.level == height,
-                    tree.TREE.c.idx >= first,
-                    tree.TREE.c.idx < first + width,
-                )
-                .order_by(tree.TREE.c.idx)
-            )
-        ).all()
-    if len(rows) != width:
+        nodes = await tree.read_nodes(conn, keys)  # level 0: the events' leaf hashes
+    if len(nodes) != width:
         raise LogError(Reason.LOG_INCONSISTENT)
-    return b"".join(bytes.fromhex(r.hash) for r in rows)
+    return b"".join(nodes[k] for k in keys)
 
 
 def b64(data: bytes) -> str:

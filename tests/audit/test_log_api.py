@@ -395,6 +395,8 @@ async def test_tampering_is_caught_by_the_documented_verifier(
     log = log_config(runtime).verifier
     permit, *_ = await decisions(client, keys, order_token)
     seq = permit.json()["audit"]["seq"]
+    for i in range(40):  # enough events that the proof uses a stored node (16 events each)
+        await runtime.audit.append(Entry(kind="evaluation", effect="deny", body={"v": 1, "i": i}))
     await sign(client, keys)
     for i, w in enumerate(witnesses):
         await witness_once(client, log, w, tmp_path / f"w{i}.json")
@@ -422,31 +424,32 @@ async def test_tampering_is_caught_by_the_documented_verifier(
         offline.check_inclusion(bad_cosig, log, witnesses=wkeys, quorum=2)
 
     # A tree node changed in the database: the proof served no longer reaches the root.
-    index = document["leaf_index"]
-    sibling = index ^ 1 if index ^ 1 < document["tree_size"] else index - 1
+    assert seq <= 16  # the receipt's event is under node (4, 0); its proof holds node (4, 1)
     async with runtime.state.begin() as conn:
         await conn.execute(
-            text("UPDATE audit_tree SET hash = :h WHERE level = 0 AND idx = :i"),
-            {"h": "cd" * 32, "i": sibling},
+            text("UPDATE audit_tree SET hash = :h WHERE level = 4 AND idx = 1"), {"h": "cd" * 32}
         )
     served = (await client.get(f"/v1/receipts/{seq}", headers=auth(keys["requester"]))).json()
     with pytest.raises(offline.ProofInvalid, match="root hash"):
         offline.check_inclusion(served, log, witnesses=wkeys, quorum=2)
     verdict = await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))
-    assert (verdict.json()["ok"], verdict.json()["first_bad_seq"]) == (False, sibling + 1)
+    assert (verdict.json()["ok"], verdict.json()["first_bad_seq"]) == (False, 17)
     await rebuild_tree(runtime.state)
 
-    # An event changed in the database: its leaf no longer hashes to the receipt's leaf hash,
-    # and `bulwark audit verify` names it.
+    # An event changed in the database: its leaf no longer hashes to the receipt's leaf hash
+    # (the proof's leaf is the event as stored), and `bulwark audit verify` names it.
     async with runtime.state.begin() as conn:
         await conn.execute(
             text("UPDATE audit_events SET body = REPLACE(body, :a, :b) WHERE seq = :s"),
             {"a": '"v":', "b": '"x":0,"v":', "s": seq},
         )
-        changed = (
-            await conn.execute(text("SELECT body FROM audit_events WHERE seq = :s"), {"s": seq})
-        ).scalar_one()
-    assert tree.leaf_hash(changed).hex() != document["leaf_hash"]
+    served = (await client.get(f"/v1/receipts/{seq}", headers=auth(keys["requester"]))).json()
+    with pytest.raises(offline.ProofInvalid, match="another leaf"):
+        offline.check_inclusion(
+            served, log, witnesses=wkeys, quorum=2, leaf_hash=bytes.fromhex(document["leaf_hash"])
+        )
+    with pytest.raises(offline.ProofInvalid, match="root hash"):  # and it no longer fits
+        offline.check_inclusion(served, log, witnesses=wkeys, quorum=2)
     verdict = await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))
     assert (verdict.json()["ok"], verdict.json()["first_bad_seq"]) == (False, seq)
 
