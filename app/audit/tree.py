@@ -135,16 +135,32 @@ def frontier_keys(size: int) -> list[NodeKey]:
     return keys
 
 
-@functools.lru_cache(maxsize=256)
-def _nodes_query(count: int) -> TextClause:
-    """``count`` (level, idx) pairs, one per disjunct, each answered from the primary key.
+@functools.lru_cache(maxsize=512)
+def _range_query(table: str, count: int) -> TextClause:
+    """``count`` key ranges, one per disjunct, each answered from the primary key.
 
     Plain SQL on purpose: building and compiling an expression for each proof cost more than
     the query itself (milliseconds against a fraction of one). Only numbered placeholders are
     formatted in; every value is a bound parameter.
     """
-    where = " OR ".join(f"(level = :l{i} AND idx = :i{i})" for i in range(count))
-    return text(f"SELECT level, idx, hash FROM audit_tree WHERE {where}")  # noqa: S608
+    if table == "audit_tree":
+        head = "SELECT level, idx, hash FROM audit_tree WHERE "
+        terms = (f"(level = :l{i} AND idx >= :a{i} AND idx < :b{i})" for i in range(count))
+    else:
+        head = "SELECT seq, body FROM audit_events WHERE "
+        terms = (f"(seq >= :a{i} AND seq < :b{i})" for i in range(count))
+    return text(head + " OR ".join(terms))
+
+
+def _ranges(keys: Iterable[NodeKey]) -> list[tuple[int, int, int]]:
+    """Sorted keys as ``(level, first, end)`` runs of consecutive indexes."""
+    runs: list[tuple[int, int, int]] = []
+    for level, idx in sorted(set(keys)):
+        if runs and runs[-1][0] == level and runs[-1][2] == idx:
+            runs[-1] = (level, runs[-1][1], idx + 1)
+        else:
+            runs.append((level, idx, idx + 1))
+    return runs
 
 
 def is_stored(level: int) -> bool:
@@ -171,17 +187,26 @@ def _perfect(hashes: list[bytes]) -> bytes:
 async def read_nodes(conn: AsyncConnection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
     """The hashes of the complete subtrees ``keys`` (missing ones are absent).
 
-    Two indexed queries at most: the stored nodes, and the bodies of the events whose leaf
-    hashes are needed.
+    Two indexed queries at most: runs of stored nodes, and runs of the events whose leaf
+    hashes are needed (a node between stored levels covers consecutive ones of either).
     """
     bases = {key: _base(key) for key in set(keys)}
-    stored = {b for bs in bases.values() for b in bs if b[0] > 0}
-    leaves = sorted({b[1] for bs in bases.values() for b in bs if b[0] == 0})
-    nodes = await _read_stored(conn, stored)
+    runs = _ranges(b for bs in bases.values() for b in bs)
+    stored = [r for r in runs if r[0] > 0]
+    leaves = [r for r in runs if r[0] == 0]
+    nodes: dict[NodeKey, bytes] = {}
+    if stored:
+        params = {}
+        for i, (level, first, end) in enumerate(stored):
+            params[f"l{i}"], params[f"a{i}"], params[f"b{i}"] = level, first, end
+        rows = await conn.execute(_range_query("audit_tree", len(stored)), params)
+        for level, idx, digest in rows:
+            nodes[(int(level), int(idx))] = bytes.fromhex(digest)
     if leaves:
-        rows = await conn.execute(
-            select(EVENTS.c.seq, EVENTS.c.body).where(EVENTS.c.seq.in_([i + 1 for i in leaves]))
-        )
+        params = {}
+        for i, (_, first, end) in enumerate(leaves):  # leaf i is the event with seq i + 1
+            params[f"a{i}"], params[f"b{i}"] = first + 1, end + 1
+        rows = await conn.execute(_range_query("audit_events", len(leaves)), params)
         for seq, body in rows:
             nodes[(0, int(seq) - 1)] = leaf_hash(body)
     out = {}
@@ -189,17 +214,6 @@ async def read_nodes(conn: AsyncConnection, keys: Iterable[NodeKey]) -> dict[Nod
         if all(b in nodes for b in bs):
             out[key] = _perfect([nodes[b] for b in bs])
     return out
-
-
-async def _read_stored(conn: AsyncConnection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    params: dict[str, int] = {}
-    for i, (level, idx) in enumerate(wanted):
-        params[f"l{i}"], params[f"i{i}"] = level, idx
-    rows = await conn.execute(_nodes_query(len(wanted)), params)
-    return {(int(r.level), int(r.idx)): bytes.fromhex(r.hash) for r in rows}
 
 
 async def read_frontier(conn: AsyncConnection, size: int) -> Frontier:
