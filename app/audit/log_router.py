@@ -231,9 +231,7 @@ async def _reader(request: Request, runtime: Runtime, credentials: Any) -> None:
     public = runtime.policy.policy.log.public
     if credentials is None and public:
         return
-    if credentials is None:
-        raise BulwarkError(Reason.REQUEST_NOT_FOUND, "This library does not publish its log.")
-    caller = await authenticate(request, credentials)
+    caller = await authenticate(request, credentials)  # no key: 401, as everywhere under /v1
     if caller.role not in READERS and not public:
         raise ForbiddenError()
 

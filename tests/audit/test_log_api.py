@@ -524,7 +524,7 @@ async def test_the_log_is_private_unless_the_policy_publishes_it(
                     runtime.state, "r", Role.REQUESTER, audit=runtime.audit
                 )
                 hidden = await c.get("/v1/log/checkpoint")
-                assert (hidden.status_code, codes(hidden)) == (404, ["request.not_found"])
+                assert (hidden.status_code, codes(hidden)) == (401, ["caller.unauthenticated"])
                 assert codes(await c.get("/v1/log/key", headers=auth(requester))) == [
                     "caller.forbidden"
                 ]
