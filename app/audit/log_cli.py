@@ -68,6 +68,18 @@ def register(main: click.Group, audit: click.Group) -> None:
         _, config = log_config()
         click.echo(config.verifier.vkey)
 
+    @audit.command("log-keygen")
+    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+    def log_keygen(out: Path) -> None:
+        """Create a Merkle tree checkpoint key (Ed25519, mode 0600) for BULWARK_LOG_KEY_FILE."""
+        from app.core.secrets import new_ed25519_pem, write_private
+
+        try:
+            write_private(out, new_ed25519_pem())
+        except FileExistsError:
+            raise click.ClickException(f"{out} exists; not overwritten") from None
+        click.echo(f"wrote {out}; set BULWARK_LOG_KEY_FILE={out} on every replica")
+
     @audit.command("prove")
     @click.option("--seq", type=click.IntRange(min=1), help="Inclusion proof of this event.")
     @click.option("--size", type=click.IntRange(min=1), help="Against this checkpoint's size.")
