@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -178,15 +178,18 @@ async def latest_published(
     engine: AsyncEngine, log: LogConfig, *, containing: int = 0
 ) -> StoredCheckpoint:
     """The newest published checkpoint (of at least ``containing`` leaves); 404 if none."""
+    query = select(CHECKPOINTS).where(CHECKPOINTS.c.size >= max(containing, 0))
+    if log.required:
+        # Only checkpoints with enough cosignature rows are candidates (each is re-verified):
+        # a backlog of checkpoints the witnesses have not reached yet is skipped in the query.
+        cosigned = (
+            select(COSIGNATURES.c.size)
+            .group_by(COSIGNATURES.c.size)
+            .having(func.count() >= log.required)
+        )
+        query = query.where(CHECKPOINTS.c.size.in_(cosigned))
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(CHECKPOINTS)
-                .where(CHECKPOINTS.c.size >= max(containing, 0))
-                .order_by(CHECKPOINTS.c.size.desc())
-                .limit(50)
-            )
-        ).all()
+        rows = (await conn.execute(query.order_by(CHECKPOINTS.c.size.desc()).limit(20))).all()
         for row in rows:
             checkpoint = await _with_cosignatures(conn, row)
             if is_published(checkpoint, log):
