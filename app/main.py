@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.audit.log_router import api_router as log_api
 from app.audit.log_router import public_router as log_public
+from app.audit.log_router import start_checkpointer
 from app.audit.router import router as audit_router
 from app.core.config import Settings
 from app.core.deps import authenticate
@@ -84,9 +85,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if owned:
                 await app.state.runtime.close()
             raise
+        checkpoints = start_checkpointer(app.state.runtime)  # the Merkle tree's (tlog.py)
         try:
             yield
         finally:
+            await checkpoints.close()
             app.state.runtime.extras.pop("rate_limiter", None)
             await limiter.close()
             if owned:

@@ -58,6 +58,15 @@ MAX_COSIGNATURE_BYTES = 16 * 1024
 ReceiptHolder = Annotated[Caller, Depends(require_roles(Role.REQUESTER, Role.AUDITOR, Role.ADMIN))]
 
 
+def start_checkpointer(runtime: Runtime) -> tlog.Checkpointer:
+    """The process's periodic checkpoint signer (``BULWARK_LOG_CHECKPOINT_SECONDS``)."""
+    checkpointer = tlog.Checkpointer(
+        runtime.state, log_config(runtime), runtime.settings.log_checkpoint_seconds
+    )
+    checkpointer.start()
+    return checkpointer
+
+
 def log_config(runtime: Runtime) -> tlog.LogConfig:
     """The log's signer and witnesses, built at start (app/runtime.py)."""
     config: tlog.LogConfig = runtime.extras["audit.log"]

@@ -14,8 +14,11 @@ Nothing here returns an event body: the view is content-free.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,8 @@ from app.audit.tlog_models import AuditCheckpoint, AuditCosignature
 from app.core.models import utcnow
 from app.core.problems import BulwarkError
 from app.core.reasons import Reason
+
+logger = logging.getLogger("bulwark.audit.log")
 
 CHECKPOINTS = AuditCheckpoint.__table__  # type: ignore[attr-defined]
 COSIGNATURES = AuditCosignature.__table__  # type: ignore[attr-defined]
@@ -368,3 +373,37 @@ def receipt(seq: int, leaf: bytes) -> dict[str, Any]:
 
 def now_epoch() -> int:
     return int(dt.datetime.now(dt.UTC).timestamp())
+
+
+class Checkpointer:
+    """Signs a checkpoint every ``interval`` seconds while the tree grows (one per process).
+
+    Several replicas may sign the same size at once: the first insert wins and the others
+    return it. A refusal (``log.inconsistent``: the stored tree contradicts a checkpoint) is
+    logged as an error every round; it needs a person, not a retry.
+    """
+
+    def __init__(self, engine: AsyncEngine, log: LogConfig, interval: int) -> None:
+        self._engine, self._log, self._interval = engine, log, interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="bulwark-log-checkpoints")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await sign_checkpoint(self._engine, self._log)
+            except LogError as exc:
+                logger.error("checkpoint refused", extra={"reason": exc.reasons[0].value})
+            except Exception as exc:  # the state database is down: the next round retries
+                logger.warning("checkpoint failed", extra={"error_type": type(exc).__name__})

@@ -586,3 +586,37 @@ async def test_a_notified_patron_is_given_the_proof_of_the_disclosure(
     assert codes(await client.get(f"/v1/notices/{notice['id']}/proof", headers=req)) == [
         "caller.forbidden"
     ]
+
+
+async def test_each_process_signs_checkpoints_as_the_tree_grows(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    import asyncio
+
+    from app.audit import tlog
+    from app.main import create_app
+    from app.runtime import build_runtime
+    from tests.conftest import migrate
+
+    settings = make_settings(
+        policy=policy_file(tmp_path, public=False, vkeys=[], required=0),
+        log_checkpoint_seconds=1,
+    )
+    await migrate(settings)
+    runtime = await build_runtime(settings)
+    try:
+        app = create_app(runtime=runtime)
+        async with app.router.lifespan_context(app):
+            await runtime.audit.append(Entry(kind="evaluation", effect="deny", body={"v": 1}))
+            for _ in range(50):
+                await asyncio.sleep(0.1)
+                try:
+                    signed = await tlog.latest_signed(runtime.state)
+                    break
+                except tlog.LogError:
+                    continue
+            else:
+                raise AssertionError("no checkpoint was signed")
+            assert signed.size == 1
+    finally:
+        await runtime.close()
