@@ -15,9 +15,7 @@ Nothing here returns an event body: the view is content-free.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -360,19 +358,6 @@ async def tile(engine: AsyncEngine, log: LogConfig, level: int, index: int, widt
     if len(nodes) != width:
         raise LogError(Reason.LOG_INCONSISTENT)
     return b"".join(nodes[k] for k in keys)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def receipt(seq: int, leaf: bytes) -> dict[str, Any]:
-    """What an answer that recorded a decision carries: where its event is in the tree."""
-    return {"leaf_index": seq - 1, "leaf_hash": leaf.hex()}
-
-
-def now_epoch() -> int:
-    return int(dt.datetime.now(dt.UTC).timestamp())
 
 
 class Checkpointer:
