@@ -13,6 +13,7 @@ from app import __version__
 from app.apidocs import router as apidocs_router
 from app.audit.log_router import api_router as log_api
 from app.audit.log_router import public_router as log_public
+from app.audit.log_router import start_checkpointer
 from app.audit.router import router as audit_router
 from app.core.config import Settings
 from app.core.deps import authenticate
@@ -88,9 +89,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if owned:
                 await app.state.runtime.close()
             raise
+        checkpoints = start_checkpointer(app.state.runtime)  # the Merkle tree's (tlog.py)
         try:
             yield
         finally:
+            await checkpoints.close()
             app.state.runtime.extras.pop("rate_limiter", None)
             await limiter.close()
             if owned:
@@ -153,6 +156,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     return app
 
 
+def _example_receipt(index: int) -> dict[str, Any]:
+    """The receipt fields an audited refusal carries (docs/auditors.md)."""
+    return {
+        "leaf_index": index,
+        "leaf_hash": "0ae9d1191130a6cda6f1488279f5890068696b7588203062ab80c2ec35225a78",
+    }
+
+
 def _problem_examples() -> dict[str, dict[str, Any]]:
     """A real problem body per status, rendered by the errors that produce it."""
     errors: dict[str, BulwarkError] = {
@@ -166,7 +177,7 @@ def _problem_examples() -> dict[str, dict[str, Any]]:
         ),
         "429": RateLimited(30),
         "500": BulwarkError(Reason.INTERNAL),
-        "503": StoreUnavailable(audit_seq=43),
+        "503": StoreUnavailable(audit_seq=43, receipt=_example_receipt(42)),
     }
     request_id = {"request_id": "3f2b9c0e8d7a4f6b9e1c2d3a4b5c6d7e"}
     return {status: {**e.to_problem(), **request_id} for status, e in errors.items()}
@@ -181,7 +192,9 @@ def _with_problem_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
     build = app.openapi
     examples = _problem_examples()
     denied = {
-        **DeniedError([Reason.ORDER_EXPIRED, Reason.SCOPE_PATRON], audit_seq=42).to_problem(),
+        **DeniedError(
+            [Reason.ORDER_EXPIRED, Reason.SCOPE_PATRON], audit_seq=42, receipt=_example_receipt(41)
+        ).to_problem(),
         "request_id": "9a8b7c6d5e4f30211f2e3d4c5b6a7980",
     }
 

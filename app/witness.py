@@ -130,3 +130,81 @@ async def witness_once(
     if submitted.status_code != 200:
         raise WitnessError(f"the log refused the cosignature ({submitted.status_code})")
     return Outcome("cosigned", checkpoint.size)
+
+
+# --------------------------------------------------------------------------- push: add-checkpoint
+
+
+def add_checkpoint_app(log: notes.Verifier, signer: notes.Signer, state_path: Path) -> Any:
+    """The C2SP tlog-witness ``POST /add-checkpoint`` endpoint, for logs that push.
+
+    Same state file and same refusals as :func:`witness_once`: 404 for another origin, 403
+    when the log's signature does not verify, 400 for a malformed body or an old size above
+    the checkpoint's, 409 (``text/x.tlog.size``, the size cosigned last) when the old size is
+    not the one this witness cosigned or a size it cosigned comes with another root, 422 when
+    the consistency proof fails. Checking and saving the state happen under one lock.
+    """
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    lock = asyncio.Lock()
+
+    def answer(status: int, text: str = "", media: str = "text/plain") -> PlainTextResponse:
+        return PlainTextResponse(text, status_code=status, media_type=media)
+
+    async def add(request: Request) -> PlainTextResponse:
+        raw = await request.body()
+        if len(raw) > notes.MAX_NOTE_BYTES:
+            return answer(413)
+        try:
+            body = raw.decode("utf-8")
+            head, _, note_text = body.partition("\n\n")
+            lines = head.split("\n")
+            if not lines[0].startswith("old "):
+                raise ValueError("no old size line")
+            old = int(lines[0][4:])
+            if str(old) != lines[0][4:] or old < 0:
+                raise ValueError("bad old size")
+            proof = [base64.b64decode(line, validate=True) for line in lines[1:]]
+            if len(proof) > 63 or any(len(h) != 32 for h in proof):
+                raise ValueError("bad proof")
+            note = notes.parse_note(note_text)
+            checkpoint = notes.Checkpoint.parse(note.text)
+        except (ValueError, notes.NoteInvalid):
+            return answer(400)
+        if checkpoint.origin != log.name:
+            return answer(404)
+        try:
+            notes.verify_note(note, log)
+        except notes.NoteInvalid:
+            return answer(403)
+        if old > checkpoint.size:
+            return answer(400)
+        async with lock:
+            held = WitnessState.load(state_path)
+            held_size = held.size if held else 0
+            if old != held_size:
+                return answer(409, f"{held_size}\n", "text/x.tlog.size")
+            root_b64 = base64.b64encode(checkpoint.root).decode("ascii")
+            if held is not None and old == checkpoint.size:
+                if root_b64 != held.root:
+                    _fork(state_path, held, note_text, "two different roots signed for one size")
+                    return answer(409, f"{held_size}\n", "text/x.tlog.size")
+            elif old == 0:
+                if proof:
+                    return answer(422)
+            else:
+                assert held is not None
+                if not tree.verify_consistency(
+                    old, checkpoint.size, base64.b64decode(held.root), checkpoint.root, proof
+                ):
+                    _fork(state_path, held, note_text, "the new checkpoint is not consistent")
+                    return answer(422)
+            WitnessState(checkpoint.origin, checkpoint.size, root_b64, note_text).save(state_path)
+        return answer(200, signer.cosign(note.text))
+
+    return Starlette(routes=[Route("/add-checkpoint", add, methods=["POST"])])

@@ -98,12 +98,14 @@ async def build(url: str, count: int, *, days: int = 1) -> None:
             prev = digest
             if len(batch) == 20_000:
                 await conn.execute(insert(EVENTS), batch)
-                await conn.execute(insert(tree.TREE), tree.rows_json(nodes))
+                if stored := tree.rows_json(nodes):
+                    await conn.execute(insert(tree.TREE), stored)
                 batch.clear()
                 nodes.clear()
         if batch:
             await conn.execute(insert(EVENTS), batch)
-            await conn.execute(insert(tree.TREE), tree.rows_json(nodes))
+            if stored := tree.rows_json(nodes):
+                await conn.execute(insert(tree.TREE), stored)
         await add_figures(
             conn,
             [

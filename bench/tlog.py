@@ -1,9 +1,9 @@
 """Benchmark: the audit log's Merkle tree (app/audit/tree.py). Prints figures; asserts nothing.
 
     python bench/tlog.py proofs --leaves 10000000           # proofs at 10 M events (SQLite)
-    python bench/tlog.py proofs --leaves 10000000 --url postgresql://postgres@127.0.0.1/x
     python bench/tlog.py verify --events 200000              # chain + tree verification
-    python bench/tlog.py append --url postgresql://postgres@127.0.0.1/x --events 20000
+    python bench/tlog.py append --url postgresql://postgres@127.0.0.1/a \\
+        --baseline-url postgresql://postgres@127.0.0.1/b --events 20000
 
 ``proofs`` stores the tree of N leaves exactly as the writer would (every complete subtree,
 keyed by level and index; real SHA-256 of synthetic bodies) and times inclusion and
@@ -44,44 +44,53 @@ BENCH_DIR = str(Path(__file__).resolve().parent)
 # --------------------------------------------------------------------------- proofs
 
 
+def _body(seq: int) -> bytes:
+    return b'{"effect":"deny","kind":"evaluation","seq":%d,"v":1}' % seq
+
+
 def _rows(leaves: int) -> Any:
-    """Every stored row of the tree of ``leaves`` synthetic events, in append order."""
+    """Each synthetic event's row, then the tree rows its append stores, in append order."""
     frontier = tree.Frontier.empty()
     for i in range(leaves):
-        body = b'{"kind":"evaluation","seq":%d}' % (i + 1)
-        yield from frontier.append(tree.leaf_hash(body))
+        body = _body(i + 1)
+        yield "event", i + 1, body
+        for level, idx, digest in frontier.append(tree.leaf_hash(body)):
+            if tree.is_stored(level):
+                yield level, idx, digest
 
 
 def build_tree(url: str, leaves: int) -> None:
-    """Bulk-load the tree's rows (SQLite with sqlite3, PostgreSQL with COPY)."""
+    """Bulk-load the events (short synthetic bodies, placeholder chain hashes: proofs read
+    leaves from bodies, never the chain) and the tree's stored rows, with sqlite3."""
     started = time.perf_counter()
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        db = sqlite3.connect(parsed.database or "")
-        db.execute("PRAGMA journal_mode=OFF")
-        db.execute("PRAGMA synchronous=OFF")
-        db.execute("DELETE FROM audit_tree")
-        batch: list[tuple[int, int, str]] = []
-        for level, idx, digest in _rows(leaves):
-            batch.append((level, idx, digest.hex()))
-            if len(batch) == 200_000:
-                db.executemany("INSERT INTO audit_tree VALUES (?, ?, ?)", batch)
-                batch.clear()
-        db.executemany("INSERT INTO audit_tree VALUES (?, ?, ?)", batch)
-        db.execute("UPDATE audit_head SET seq = ? WHERE id = 1", (leaves,))
-        db.commit()
-        db.close()
-    else:
-        import psycopg  # type: ignore[import-not-found]
-
-        with psycopg.connect(url.replace("+asyncpg", "").replace("+psycopg", "")) as db:
-            db.execute("DELETE FROM audit_tree")
-            with db.cursor().copy("COPY audit_tree (level, idx, hash) FROM STDIN") as copy:
-                for level, idx, digest in _rows(leaves):
-                    copy.write_row((level, idx, digest.hex()))
-            db.execute("UPDATE audit_head SET seq = %s WHERE id = 1", (leaves,))
-            db.execute("ANALYZE audit_tree")
-    print(f"stored the tree of {leaves:,} leaves in {time.perf_counter() - started:.0f} s")
+    if parsed.get_backend_name() != "sqlite":
+        raise SystemExit("proofs: the bulk load is written for SQLite (give no --url)")
+    db = sqlite3.connect(parsed.database or "")
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("DELETE FROM audit_tree")
+    db.execute("DELETE FROM audit_events")
+    events: list[tuple[Any, ...]] = []
+    nodes: list[tuple[int, int, str]] = []
+    ts = "2026-12-01 00:00:00.000000"
+    for kind, number, value in _rows(leaves):
+        if kind == "event":
+            h = f"{number:064x}"
+            events.append((number, ts, "evaluation", "deny", value.decode(), h, h))
+        else:
+            nodes.append((int(kind), number, value.hex()))
+        if len(events) == 200_000:
+            db.executemany("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?)", events)
+            db.executemany("INSERT INTO audit_tree VALUES (?, ?, ?)", nodes)
+            events.clear()
+            nodes.clear()
+    db.executemany("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?)", events)
+    db.executemany("INSERT INTO audit_tree VALUES (?, ?, ?)", nodes)
+    db.execute("UPDATE audit_head SET seq = ? WHERE id = 1", (leaves,))
+    db.commit()
+    db.close()
+    print(f"stored {leaves:,} events and their tree in {time.perf_counter() - started:.0f} s")
 
 
 async def time_proofs(url: str, leaves: int, samples: int) -> None:
@@ -91,7 +100,7 @@ async def time_proofs(url: str, leaves: int, samples: int) -> None:
         async with engine.connect() as conn:
             root = await tree.root_at(conn, leaves)
             for kind in ("inclusion", "consistency"):
-                times, rows = [], []
+                times, rows, reads = [], [], []
                 for _ in range(samples):
                     if kind == "inclusion":
                         i = rng.randrange(leaves)
@@ -104,13 +113,17 @@ async def time_proofs(url: str, leaves: int, samples: int) -> None:
                         started = time.perf_counter()
                         proof = await tree.consistency_proof(conn, i, leaves)
                     times.append((time.perf_counter() - started) * 1000)
-                    rows.append(len(tree.needed_keys(ranges)))
+                    keys = tree.needed_keys(ranges)
+                    rows.append(len(keys))
+                    reads.append(len({b for k in keys for b in tree._base(k)}))
                     assert len(proof) <= 2 * leaves.bit_length()
                 times.sort()
                 print(
                     f"{kind} proof at {leaves:,} leaves: median {statistics.median(times):.2f} ms, "
                     f"p99 {times[int(len(times) * 0.99) - 1]:.2f} ms, max {times[-1]:.2f} ms; "
-                    f"rows read: median {statistics.median(rows):.0f}, max {max(rows)}"
+                    f"complete subtrees: median {statistics.median(rows):.0f}, max {max(rows)}; "
+                    f"rows read (nodes + event bodies): median {statistics.median(reads):.0f}, "
+                    f"max {max(reads)}"
                 )
             print(f"root {root.hex()[:16]}…")
     finally:
@@ -205,18 +218,20 @@ async def _worker(writer: Any, queue: list[int], body: dict[str, Any]) -> None:
         await writer.append(Entry(kind="evaluation", effect="deny", body=body))
 
 
-async def time_append(url: str, events: int, concurrency: int, rounds: int) -> None:
+async def time_append(urls: dict[str, str], events: int, concurrency: int, rounds: int) -> None:
+    """Each mode appends to its own database (a log without tree rows is not a valid log for
+    the tree's writer), alternately, so that both see the same load from the machine."""
     from app.audit import writer as writer_module
     from app.audit.writer import AuditWriter
 
-    engine = create_engine(url)
+    engines = {mode: create_engine(url) for mode, url in urls.items()}
     body = {"v": 1, "purpose": "legal_process", "reasons": ["scope.patron"], "x": "a" * 300}
-    results: dict[str, list[float]] = {"tree": [], "no tree": []}
+    results: dict[str, list[float]] = {mode: [] for mode in urls}
     real_leaf = writer_module.tree.leaf_hash
     try:
         for r in range(rounds):
             for mode in ("tree", "no tree") if r % 2 == 0 else ("no tree", "tree"):
-                writer = AuditWriter(engine)
+                writer = AuditWriter(engines[mode])
                 if mode == "no tree":
                     writer._tree = _NoTree()  # type: ignore[assignment]
                     writer_module.tree.leaf_hash = lambda body: b""  # type: ignore[assignment]
@@ -230,14 +245,16 @@ async def time_append(url: str, events: int, concurrency: int, rounds: int) -> N
                 results[mode].append(elapsed / events * 1e6)
         for mode, per in results.items():
             print(
-                f"append with {mode}: median {statistics.median(per):.0f} µs/event over "
-                f"{rounds} rounds of {events:,} events at {concurrency} concurrent appenders"
+                f"append with {mode}: median {statistics.median(per):.1f} µs/event over "
+                f"{rounds} rounds of {events:,} events at {concurrency} concurrent appenders "
+                f"(each round: {', '.join(f'{x:.1f}' for x in per)})"
             )
         base, with_tree = statistics.median(results["no tree"]), statistics.median(results["tree"])
         print(f"the tree adds {100 * (with_tree - base) / base:+.1f}% per event")
     finally:
         writer_module.tree.leaf_hash = real_leaf
-        await engine.dispose()
+        for engine in engines.values():
+            await engine.dispose()
 
 
 def main() -> None:
@@ -255,11 +272,15 @@ def main() -> None:
     a.add_argument("--events", type=int, default=20_000)
     a.add_argument("--concurrency", type=int, default=64)
     a.add_argument("--rounds", type=int, default=4)
-    a.add_argument("--url", default=None)
+    a.add_argument("--url", default=None, help="the database appended to with the tree")
+    a.add_argument("--baseline-url", default=None, help="another, appended to without it")
     args = parser.parse_args()
     url = args.url or f"sqlite:///{tempfile.mkdtemp()}/bench-state.db"
     if not getattr(args, "reuse", False):
         migrations.upgrade(url)
+    baseline = getattr(args, "baseline_url", None) or f"sqlite:///{tempfile.mkdtemp()}/base.db"
+    if args.what == "append":
+        migrations.upgrade(baseline)
     if args.what == "proofs":
         if not args.reuse:
             build_tree(url, args.leaves)
@@ -267,7 +288,8 @@ def main() -> None:
     elif args.what == "verify":
         asyncio.run(time_verify(url, args.events))
     else:
-        asyncio.run(time_append(url, args.events, args.concurrency, args.rounds))
+        urls = {"tree": url, "no tree": baseline}
+        asyncio.run(time_append(urls, args.events, args.concurrency, args.rounds))
 
 
 if __name__ == "__main__":

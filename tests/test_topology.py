@@ -173,38 +173,52 @@ async def test_traffic_through_the_proxy_reaches_both_replicas_and_survives_one(
 
 
 async def _grow_log(info: dict[str, Any], events: int) -> int:
-    """Append ``events`` chained events after the head, straight into the state database."""
+    """Append ``events`` chained events after the head, straight into the state database, with
+    the Merkle tree's nodes as the writer would store them."""
     import datetime as dt
 
-    from app.audit.chain import canonical, chain_hash
+    from sqlalchemy import insert, text
 
-    conn = await asyncpg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, database=info["database"]
-    )
+    from app.audit import tree
+    from app.audit.chain import canonical, chain_hash
+    from app.audit.service import EVENTS
+    from app.core.database import create_engine
+
+    url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{info['database']}"
+    engine = create_engine(url)
     try:
-        async with conn.transaction():
-            head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-            seq, prev = int(head["seq"]), str(head["hash"])
+        async with engine.begin() as conn:
+            head = (
+                await conn.execute(text("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"))
+            ).one()
+            seq, prev = int(head.seq), str(head.hash)
+            frontier = await tree.read_frontier(conn, seq)
             now = dt.datetime.now(dt.UTC)
-            rows = []
+            stamp = now.isoformat(timespec="microseconds")
+            rows, nodes = [], []
             for _ in range(events):
                 seq += 1
                 body = canonical(
-                    {"v": 1, "seq": seq, "ts": now.isoformat(), "kind": "evaluation",
+                    {"v": 1, "seq": seq, "ts": stamp, "kind": "evaluation",
                      "effect": "deny", "reasons": ["scope.patron"]}
                 )  # fmt: skip
                 digest = chain_hash(prev, body)
-                rows.append((seq, now, "evaluation", "deny", body, prev, digest))
+                rows.append({"seq": seq, "ts": now, "kind": "evaluation", "effect": "deny",
+                             "body": body, "prev_hash": prev, "hash": digest})  # fmt: skip
+                nodes.extend(frontier.append(tree.leaf_hash(body)))
                 prev = digest
-            await conn.copy_records_to_table(
-                "audit_events",
-                records=rows,
-                columns=["seq", "ts", "kind", "effect", "body", "prev_hash", "hash"],
+            for i in range(0, len(rows), 20_000):
+                await conn.execute(insert(EVENTS), rows[i : i + 20_000])
+            stored = tree.rows_json(nodes)
+            for i in range(0, len(stored), 20_000):
+                await conn.execute(insert(tree.TREE), stored[i : i + 20_000])
+            await conn.execute(
+                text("UPDATE audit_head SET seq = :s, hash = :h WHERE id = 1"),
+                {"s": seq, "h": prev},
             )
-            await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, prev)
         return seq
     finally:
-        await conn.close()
+        await engine.dispose()
 
 
 async def test_concurrent_verifies_of_a_large_log_through_the_proxy_stay_bounded(

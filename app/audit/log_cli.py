@@ -68,6 +68,18 @@ def register(main: click.Group, audit: click.Group) -> None:
         _, config = log_config()
         click.echo(config.verifier.vkey)
 
+    @audit.command("log-keygen")
+    @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+    def log_keygen(out: Path) -> None:
+        """Create a Merkle tree checkpoint key (Ed25519, mode 0600) for BULWARK_LOG_KEY_FILE."""
+        from app.core.secrets import new_ed25519_pem, write_private
+
+        try:
+            write_private(out, new_ed25519_pem())
+        except FileExistsError:
+            raise click.ClickException(f"{out} exists; not overwritten") from None
+        click.echo(f"wrote {out}; set BULWARK_LOG_KEY_FILE={out} on every replica")
+
     @audit.command("prove")
     @click.option("--seq", type=click.IntRange(min=1), help="Inclusion proof of this event.")
     @click.option("--size", type=click.IntRange(min=1), help="Against this checkpoint's size.")
@@ -156,6 +168,27 @@ def register(main: click.Group, audit: click.Group) -> None:
         except NoteInvalid as exc:
             out.unlink()
             raise click.ClickException(str(exc)) from None
+
+    @witness.command("serve")
+    @click.option("--log-key", "log_vkey", required=True, help="The log's vkey (or a file).")
+    @click.option("--name", required=True, help="This witness's name (as in its vkey).")
+    @click.option("--key", type=click.Path(exists=True, path_type=Path), required=True)
+    @click.option("--state", type=click.Path(dir_okay=False, path_type=Path), required=True)
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=int, default=8081, show_default=True)
+    def serve(log_vkey: str, name: str, key: Path, state: Path, host: str, port: int) -> None:
+        """Serve C2SP tlog-witness `POST /add-checkpoint` for a log that pushes checkpoints."""
+        import uvicorn
+
+        from app.audit.notes import witness_signer
+        from app.core.secrets import SecretsError, load_ed25519
+        from app.witness import add_checkpoint_app
+
+        try:
+            signer = witness_signer(name, load_ed25519(key, "the witness key"))
+        except SecretsError as exc:
+            raise click.ClickException(str(exc)) from None
+        uvicorn.run(add_checkpoint_app(_vkey(log_vkey), signer, state), host=host, port=port)
 
     @witness.command("run")
     @click.option("--log", "url", required=True, help="The log's base URL (its /log is read).")

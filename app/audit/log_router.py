@@ -54,8 +54,20 @@ NOTE_TYPE = "text/plain; charset=utf-8"
 READERS = frozenset({Role.AUDITOR, Role.ADMIN})
 MAX_COSIGNATURE_BYTES = 16 * 1024
 
+OldSize = Annotated[int, Query(ge=0, le=2**62, description="The older tree size (0: empty).")]
+NewSize = Annotated[int, Query(ge=0, le=2**62, description="The newer tree size.")]
+
 #: Who may fetch the proof of a receipt: whoever may be given one.
 ReceiptHolder = Annotated[Caller, Depends(require_roles(Role.REQUESTER, Role.AUDITOR, Role.ADMIN))]
+
+
+def start_checkpointer(runtime: Runtime) -> tlog.Checkpointer:
+    """The process's periodic checkpoint signer (``BULWARK_LOG_CHECKPOINT_SECONDS``)."""
+    checkpointer = tlog.Checkpointer(
+        runtime.state, log_config(runtime), runtime.settings.log_checkpoint_seconds
+    )
+    checkpointer.start()
+    return checkpointer
 
 
 def log_config(runtime: Runtime) -> tlog.LogConfig:
@@ -153,8 +165,8 @@ async def inclusion_for_auditors(
 async def consistency_for_auditors(
     runtime: RuntimeDep,
     caller: Auditor,
-    old: int = Query(ge=0, le=2**62),
-    new: int = Query(ge=0, le=2**62),
+    old: OldSize,
+    new: NewSize,
 ) -> ConsistencyProof:
     """Both sizes must have been checkpointed (an old size of 0 is the empty tree)."""
     proof = await _guard(
@@ -231,9 +243,7 @@ async def _reader(request: Request, runtime: Runtime, credentials: Any) -> None:
     public = runtime.policy.policy.log.public
     if credentials is None and public:
         return
-    if credentials is None:
-        raise BulwarkError(Reason.REQUEST_NOT_FOUND, "This library does not publish its log.")
-    caller = await authenticate(request, credentials)
+    caller = await authenticate(request, credentials)  # no key: 401, as everywhere under /v1
     if caller.role not in READERS and not public:
         raise ForbiddenError()
 
@@ -310,8 +320,8 @@ async def public_consistency(
     request: Request,
     runtime: RuntimeDep,
     credentials: Credentials,
-    old: int = Query(ge=0, le=2**62),
-    new: int = Query(ge=0, le=2**62),
+    old: OldSize,
+    new: NewSize,
 ) -> ConsistencyProof:
     """What a mirror or monitor checks each new checkpoint with."""
     await _reader(request, runtime, credentials)
@@ -387,8 +397,8 @@ async def witness_consistency(
     request: Request,
     runtime: RuntimeDep,
     credentials: Credentials,
-    old: int = Query(ge=0, le=2**62),
-    new: int = Query(ge=0, le=2**62),
+    old: OldSize,
+    new: NewSize,
 ) -> ConsistencyProof:
     """Unlike `/v1/log/proof/consistency`, the new checkpoint need not be witnessed yet, and
     the old size need only be one the witness cosigned."""

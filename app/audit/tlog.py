@@ -14,12 +14,13 @@ Nothing here returns an event body: the view is content-free.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
+import asyncio
+import contextlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,6 +30,8 @@ from app.audit.tlog_models import AuditCheckpoint, AuditCosignature
 from app.core.models import utcnow
 from app.core.problems import BulwarkError
 from app.core.reasons import Reason
+
+logger = logging.getLogger("bulwark.audit.log")
 
 CHECKPOINTS = AuditCheckpoint.__table__  # type: ignore[attr-defined]
 COSIGNATURES = AuditCosignature.__table__  # type: ignore[attr-defined]
@@ -178,15 +181,18 @@ async def latest_published(
     engine: AsyncEngine, log: LogConfig, *, containing: int = 0
 ) -> StoredCheckpoint:
     """The newest published checkpoint (of at least ``containing`` leaves); 404 if none."""
+    query = select(CHECKPOINTS).where(CHECKPOINTS.c.size >= max(containing, 0))
+    if log.required:
+        # Only checkpoints with enough cosignature rows are candidates (each is re-verified):
+        # a backlog of checkpoints the witnesses have not reached yet is skipped in the query.
+        cosigned = (
+            select(COSIGNATURES.c.size)
+            .group_by(COSIGNATURES.c.size)
+            .having(func.count() >= log.required)
+        )
+        query = query.where(CHECKPOINTS.c.size.in_(cosigned))
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(CHECKPOINTS)
-                .where(CHECKPOINTS.c.size >= max(containing, 0))
-                .order_by(CHECKPOINTS.c.size.desc())
-                .limit(50)
-            )
-        ).all()
+        rows = (await conn.execute(query.order_by(CHECKPOINTS.c.size.desc()).limit(20))).all()
         for row in rows:
             checkpoint = await _with_cosignatures(conn, row)
             if is_published(checkpoint, log):
@@ -346,31 +352,43 @@ async def tile(engine: AsyncEngine, log: LogConfig, level: int, index: int, widt
         raise LogError(Reason.LOG_INDEX_BEYOND_TREE, "No such tile in the published tree.")
     if width < 256 and available - first != width:
         raise LogError(Reason.LOG_INDEX_BEYOND_TREE, "That partial tile does not exist.")
+    keys = [(height, first + i) for i in range(width)]
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(tree.TREE.c.idx, tree.TREE.c.hash)
-                .where(
-                    tree.TREE.c.level == height,
-                    tree.TREE.c.idx >= first,
-                    tree.TREE.c.idx < first + width,
-                )
-                .order_by(tree.TREE.c.idx)
-            )
-        ).all()
-    if len(rows) != width:
+        nodes = await tree.read_nodes(conn, keys)  # level 0: the events' leaf hashes
+    if len(nodes) != width:
         raise LogError(Reason.LOG_INCONSISTENT)
-    return b"".join(bytes.fromhex(r.hash) for r in rows)
+    return b"".join(nodes[k] for k in keys)
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+class Checkpointer:
+    """Signs a checkpoint every ``interval`` seconds while the tree grows (one per process).
 
+    Several replicas may sign the same size at once: the first insert wins and the others
+    return it. A refusal (``log.inconsistent``: the stored tree contradicts a checkpoint) is
+    logged as an error every round; it needs a person, not a retry.
+    """
 
-def receipt(seq: int, leaf: bytes) -> dict[str, Any]:
-    """What an answer that recorded a decision carries: where its event is in the tree."""
-    return {"leaf_index": seq - 1, "leaf_hash": leaf.hex()}
+    def __init__(self, engine: AsyncEngine, log: LogConfig, interval: int) -> None:
+        self._engine, self._log, self._interval = engine, log, interval
+        self._task: asyncio.Task[None] | None = None
 
+    def start(self) -> None:
+        if self._interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="bulwark-log-checkpoints")
 
-def now_epoch() -> int:
-    return int(dt.datetime.now(dt.UTC).timestamp())
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await sign_checkpoint(self._engine, self._log)
+            except LogError as exc:
+                logger.error("checkpoint refused", extra={"reason": exc.reasons[0].value})
+            except Exception as exc:  # the state database is down: the next round retries
+                logger.warning("checkpoint failed", extra={"error_type": type(exc).__name__})

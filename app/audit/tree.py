@@ -5,13 +5,17 @@ the hash chain hashes), so ``leaf hash = SHA-256(0x00 || body)`` and an interior
 ``SHA-256(0x01 || left || right)``; the empty tree's root is ``SHA-256("")``. Leaf ``i`` is the
 event with ``seq = i + 1``.
 
-Storage: ``audit_tree`` keeps the hash of every *complete* subtree, keyed by
-``(level, idx)``: the node at level ``l`` and index ``j`` covers leaves
-``[j * 2**l, (j + 1) * 2**l)``. An append adds its leaf and the nodes it completes (two rows
-per event on average), and never changes a row. Any subtree hash the proofs need is either a
-row or is folded from at most ``log2(n)`` rows, so an inclusion or consistency proof at ten
-million events reads at most a few dozen rows, in one query. The C2SP tlog-tiles resources
-(``tile/<L>/<N>``) are the rows at level ``8 * L``.
+Storage: ``audit_tree`` keeps the hash of the complete subtrees at every fourth level
+(4, 8, 12…), keyed by ``(level, idx)``: the node at level ``l`` and index ``j`` covers leaves
+``[j * 2**l, (j + 1) * 2**l)``. Leaves are not stored: a leaf hash is the hash of an event's
+body, read from ``audit_events`` when a proof needs it, so the tree holds nothing that could
+disagree with the events beneath a stored node. An append writes one row per sixteen events
+on average and never changes a row; a node between stored levels is folded from at most
+eight nodes of the stored level (or leaves) below it. An inclusion or consistency proof at
+ten million events so reads about a hundred short rows (node rows and at most a few dozen
+event bodies) in two indexed queries — the layout of C2SP tlog-tiles, with groups of sixteen
+instead of tiles of 256. The tlog-tiles resources (``tile/<L>/<N>``) are the rows at level
+``8 * L`` (for ``L = 0``, the events' leaf hashes).
 
 This module is pure: hashing, the right edge of the tree (the frontier) that the writer
 extends, proofs over a node lookup, and the RFC's verification algorithms.
@@ -30,7 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 from sqlmodel import Field, SQLModel
 
+from app.audit.models import AuditEvent
+
 LEAF_PREFIX = b"\x00"
+#: Only levels that are multiples of STRIDE (and above the leaves) are stored.
+STRIDE = 4
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -49,6 +57,7 @@ class AuditTreeNode(SQLModel, table=True):
 
 
 TREE = AuditTreeNode.__table__  # type: ignore[attr-defined]
+EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
 class ProofError(ValueError):
@@ -126,28 +135,85 @@ def frontier_keys(size: int) -> list[NodeKey]:
     return keys
 
 
-@functools.lru_cache(maxsize=256)
-def _nodes_query(count: int) -> TextClause:
-    """``count`` (level, idx) pairs, one per disjunct, each answered from the primary key.
+@functools.lru_cache(maxsize=512)
+def _range_query(table: str, count: int) -> TextClause:
+    """``count`` key ranges, one per disjunct, each answered from the primary key.
 
     Plain SQL on purpose: building and compiling an expression for each proof cost more than
     the query itself (milliseconds against a fraction of one). Only numbered placeholders are
     formatted in; every value is a bound parameter.
     """
-    where = " OR ".join(f"(level = :l{i} AND idx = :i{i})" for i in range(count))
-    return text(f"SELECT level, idx, hash FROM audit_tree WHERE {where}")  # noqa: S608
+    if table == "audit_tree":
+        head = "SELECT level, idx, hash FROM audit_tree WHERE "
+        terms = (f"(level = :l{i} AND idx >= :a{i} AND idx < :b{i})" for i in range(count))
+    else:
+        head = "SELECT seq, body FROM audit_events WHERE "
+        terms = (f"(seq >= :a{i} AND seq < :b{i})" for i in range(count))
+    return text(head + " OR ".join(terms))
+
+
+def _ranges(keys: Iterable[NodeKey]) -> list[tuple[int, int, int]]:
+    """Sorted keys as ``(level, first, end)`` runs of consecutive indexes."""
+    runs: list[tuple[int, int, int]] = []
+    for level, idx in sorted(set(keys)):
+        if runs and runs[-1][0] == level and runs[-1][2] == idx:
+            runs[-1] = (level, runs[-1][1], idx + 1)
+        else:
+            runs.append((level, idx, idx + 1))
+    return runs
+
+
+def is_stored(level: int) -> bool:
+    """Whether nodes of ``level`` have rows in ``audit_tree``."""
+    return level > 0 and level % STRIDE == 0
+
+
+def _base(key: NodeKey) -> list[NodeKey]:
+    """The nodes of the stored level (or the leaves) below ``key`` that fold into it."""
+    level, idx = key
+    below = level - level % STRIDE
+    span = 1 << (level - below)
+    first = idx << (level - below)
+    return [(below, first + j) for j in range(span)]
+
+
+def _perfect(hashes: list[bytes]) -> bytes:
+    """The root of a perfect subtree whose bottom row is ``hashes`` (a power of two)."""
+    while len(hashes) > 1:
+        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+    return hashes[0]
 
 
 async def read_nodes(conn: AsyncConnection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-    """The stored hashes of ``keys`` (missing ones are absent), in one query."""
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    params: dict[str, int] = {}
-    for i, (level, idx) in enumerate(wanted):
-        params[f"l{i}"], params[f"i{i}"] = level, idx
-    rows = await conn.execute(_nodes_query(len(wanted)), params)
-    return {(int(r.level), int(r.idx)): bytes.fromhex(r.hash) for r in rows}
+    """The hashes of the complete subtrees ``keys`` (missing ones are absent).
+
+    Two indexed queries at most: runs of stored nodes, and runs of the events whose leaf
+    hashes are needed (a node between stored levels covers consecutive ones of either).
+    """
+    bases = {key: _base(key) for key in set(keys)}
+    runs = _ranges(b for bs in bases.values() for b in bs)
+    stored = [r for r in runs if r[0] > 0]
+    leaves = [r for r in runs if r[0] == 0]
+    nodes: dict[NodeKey, bytes] = {}
+    if stored:
+        params = {}
+        for i, (level, first, end) in enumerate(stored):
+            params[f"l{i}"], params[f"a{i}"], params[f"b{i}"] = level, first, end
+        rows = await conn.execute(_range_query("audit_tree", len(stored)), params)
+        for level, idx, digest in rows:
+            nodes[(int(level), int(idx))] = bytes.fromhex(digest)
+    if leaves:
+        params = {}
+        for i, (_, first, end) in enumerate(leaves):  # leaf i is the event with seq i + 1
+            params[f"a{i}"], params[f"b{i}"] = first + 1, end + 1
+        rows = await conn.execute(_range_query("audit_events", len(leaves)), params)
+        for seq, body in rows:
+            nodes[(0, int(seq) - 1)] = leaf_hash(body)
+    out = {}
+    for key, bs in bases.items():
+        if all(b in nodes for b in bs):
+            out[key] = _perfect([nodes[b] for b in bs])
+    return out
 
 
 async def read_frontier(conn: AsyncConnection, size: int) -> Frontier:
@@ -161,8 +227,8 @@ async def read_frontier(conn: AsyncConnection, size: int) -> Frontier:
 
 
 def rows_json(rows: Iterable[tuple[int, int, bytes]]) -> list[dict[str, object]]:
-    """Tree rows as column values (for an INSERT or the single-statement append)."""
-    return [{"level": lvl, "idx": idx, "hash": h.hex()} for lvl, idx, h in rows]
+    """The stored ones of new nodes, as column values (an INSERT, the single statement)."""
+    return [{"level": lvl, "idx": idx, "hash": h.hex()} for lvl, idx, h in rows if is_stored(lvl)]
 
 
 # --------------------------------------------------------------------------- proofs
@@ -423,15 +489,16 @@ class TreeChecker:
             node = sha256(LEAF_PREFIX + body.encode("utf-8")).digest()
             level, i = 0, size
             while True:
-                start, page = pages.get(level, (0, ()))
-                if start <= i < start + len(page):
-                    stored: str | None = page[i - start]
-                else:
-                    stored = await self._fetch(level, i)
-                if stored != node.hex():
-                    what = "leaf" if level == 0 else f"node (level {level}, index {i})"
-                    self.fault = ((i << level) + 1, f"Merkle tree {what} does not match the events")
-                    break
+                if level and not level % STRIDE:  # a stored level (leaves are the events)
+                    start, page = pages.get(level, (0, ()))
+                    if start <= i < start + len(page):
+                        stored: str | None = page[i - start]
+                    else:
+                        stored = await self._fetch(level, i)
+                    if stored != node.hex():
+                        what = f"Merkle tree node (level {level}, index {i})"
+                        self.fault = ((i << level) + 1, f"{what} does not match the events")
+                        break
                 if not i & 1:
                     break
                 node = sha256(NODE_PREFIX + hashes.pop() + node).digest()
@@ -479,7 +546,7 @@ class TreeChecker:
             ).all()
         size = self._frontier.size
         for level, count, top in rows:
-            expected = size >> int(level)
+            expected = size >> int(level) if is_stored(int(level)) else 0
             if int(count) != expected or (expected and int(top) != expected - 1):
                 # Every node the events imply was checked in add(): these are extra ones.
                 self.fault = (

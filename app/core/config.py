@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         description="The deployment's own Ed25519 key for signing Merkle tree checkpoints "
         "(C2SP signed notes). Empty: data_dir/secrets/log.key (created by `bulwark db upgrade`).",
     )
+    log_checkpoint_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=86_400,
+        description="How often each process signs a checkpoint of the audit log's Merkle tree "
+        "when it has grown (0: never; then `bulwark audit log-checkpoint` from cron).",
+    )
     log_origin: str = Field(
         default="",
         max_length=200,

@@ -100,6 +100,8 @@ EXAMPLE_POLICY = "801899d11b1d7cf97ef97a8d7f7463631ab3c389112fc9d195627e48383017
 EXAMPLE_AUDIT = {
     "seq": 7,
     "hash": "e7a6dd8fdc8aa1af133340d7da4023bb16909314fb8ac9f8130fe4b4054e6b0d",
+    "leaf_index": 6,
+    "leaf_hash": "01b91a54fba700d86fad18ba1ea431c650990fa7d1db9e98d465647a1ae5e451",
 }
 EXAMPLE_DISCLOSURE: dict[str, Any] = {
     "disclosure_id": "267ffc55-d6ca-4d91-ae38-8e41d8c47a6a",

@@ -1,9 +1,9 @@
 """The audit log's Merkle tree, its signed checkpoints and witnesses' cosignatures.
 
-``audit_tree`` holds the hash of every complete subtree of the RFC 9162 tree whose leaves are
-the audit events' canonical bodies (app/audit/tree.py); the events already in the log are
-hashed into it here, in order, a page at a time. Old ECDSA checkpoints are untouched: the
-chain and its head do not change.
+``audit_tree`` holds the hashes of the complete subtrees at every fourth level of the RFC 9162
+tree whose leaves are the audit events' canonical bodies (app/audit/tree.py); the events
+already in the log are hashed into it here, in order, a page at a time. Old ECDSA checkpoints
+are untouched: the chain and its head do not change.
 
 PostgreSQL: ``bulwark_append_tree(jsonb)`` wraps migration 0004's ``bulwark_append`` (left
 as it is): it calls it and, only when that wrote the batch (under the head's lock, in the
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.audit.tree import Frontier, leaf_hash
+from app.audit.tree import Frontier, leaf_hash, rows_json
 from app.core.models import UTCDateTime
 
 revision: str = "0007"
@@ -96,9 +96,9 @@ def _hash_existing_events(tree: sa.Table) -> None:
                     f"audit_events has a gap before seq {seq}: run `bulwark audit verify` and "
                     "restore the log before upgrading"
                 )
-            for level, idx, digest in frontier.append(leaf_hash(body)):
-                nodes.append({"level": level, "idx": idx, "hash": digest.hex()})
-        bind.execute(sa.insert(tree), nodes)
+            nodes.extend(rows_json(frontier.append(leaf_hash(body))))
+        if nodes:
+            bind.execute(sa.insert(tree), nodes)
         after = int(rows[-1][0])
 
 

@@ -20,5 +20,6 @@ async def rebuild_tree(engine: AsyncEngine) -> None:
         for (body,) in bodies:
             rows.extend(frontier.append(tree.leaf_hash(body)))
         await conn.execute(delete(tree.TREE))
-        if rows:
-            await conn.execute(insert(tree.TREE), tree.rows_json(rows))
+        stored = tree.rows_json(rows)
+        if stored:
+            await conn.execute(insert(tree.TREE), stored)

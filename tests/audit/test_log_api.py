@@ -395,6 +395,8 @@ async def test_tampering_is_caught_by_the_documented_verifier(
     log = log_config(runtime).verifier
     permit, *_ = await decisions(client, keys, order_token)
     seq = permit.json()["audit"]["seq"]
+    for i in range(40):  # enough events that the proof uses a stored node (16 events each)
+        await runtime.audit.append(Entry(kind="evaluation", effect="deny", body={"v": 1, "i": i}))
     await sign(client, keys)
     for i, w in enumerate(witnesses):
         await witness_once(client, log, w, tmp_path / f"w{i}.json")
@@ -422,31 +424,32 @@ async def test_tampering_is_caught_by_the_documented_verifier(
         offline.check_inclusion(bad_cosig, log, witnesses=wkeys, quorum=2)
 
     # A tree node changed in the database: the proof served no longer reaches the root.
-    index = document["leaf_index"]
-    sibling = index ^ 1 if index ^ 1 < document["tree_size"] else index - 1
+    assert seq <= 16  # the receipt's event is under node (4, 0); its proof holds node (4, 1)
     async with runtime.state.begin() as conn:
         await conn.execute(
-            text("UPDATE audit_tree SET hash = :h WHERE level = 0 AND idx = :i"),
-            {"h": "cd" * 32, "i": sibling},
+            text("UPDATE audit_tree SET hash = :h WHERE level = 4 AND idx = 1"), {"h": "cd" * 32}
         )
     served = (await client.get(f"/v1/receipts/{seq}", headers=auth(keys["requester"]))).json()
     with pytest.raises(offline.ProofInvalid, match="root hash"):
         offline.check_inclusion(served, log, witnesses=wkeys, quorum=2)
     verdict = await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))
-    assert (verdict.json()["ok"], verdict.json()["first_bad_seq"]) == (False, sibling + 1)
+    assert (verdict.json()["ok"], verdict.json()["first_bad_seq"]) == (False, 17)
     await rebuild_tree(runtime.state)
 
-    # An event changed in the database: its leaf no longer hashes to the receipt's leaf hash,
-    # and `bulwark audit verify` names it.
+    # An event changed in the database: its leaf no longer hashes to the receipt's leaf hash
+    # (the proof's leaf is the event as stored), and `bulwark audit verify` names it.
     async with runtime.state.begin() as conn:
         await conn.execute(
             text("UPDATE audit_events SET body = REPLACE(body, :a, :b) WHERE seq = :s"),
             {"a": '"v":', "b": '"x":0,"v":', "s": seq},
         )
-        changed = (
-            await conn.execute(text("SELECT body FROM audit_events WHERE seq = :s"), {"s": seq})
-        ).scalar_one()
-    assert tree.leaf_hash(changed).hex() != document["leaf_hash"]
+    served = (await client.get(f"/v1/receipts/{seq}", headers=auth(keys["requester"]))).json()
+    with pytest.raises(offline.ProofInvalid, match="another leaf"):
+        offline.check_inclusion(
+            served, log, witnesses=wkeys, quorum=2, leaf_hash=bytes.fromhex(document["leaf_hash"])
+        )
+    with pytest.raises(offline.ProofInvalid, match="root hash"):  # and it no longer fits
+        offline.check_inclusion(served, log, witnesses=wkeys, quorum=2)
     verdict = await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))
     assert (verdict.json()["ok"], verdict.json()["first_bad_seq"]) == (False, seq)
 
@@ -521,7 +524,7 @@ async def test_the_log_is_private_unless_the_policy_publishes_it(
                     runtime.state, "r", Role.REQUESTER, audit=runtime.audit
                 )
                 hidden = await c.get("/v1/log/checkpoint")
-                assert (hidden.status_code, codes(hidden)) == (404, ["request.not_found"])
+                assert (hidden.status_code, codes(hidden)) == (401, ["caller.unauthenticated"])
                 assert codes(await c.get("/v1/log/key", headers=auth(requester))) == [
                     "caller.forbidden"
                 ]
@@ -583,3 +586,37 @@ async def test_a_notified_patron_is_given_the_proof_of_the_disclosure(
     assert codes(await client.get(f"/v1/notices/{notice['id']}/proof", headers=req)) == [
         "caller.forbidden"
     ]
+
+
+async def test_each_process_signs_checkpoints_as_the_tree_grows(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    import asyncio
+
+    from app.audit import tlog
+    from app.main import create_app
+    from app.runtime import build_runtime
+    from tests.conftest import migrate
+
+    settings = make_settings(
+        policy=policy_file(tmp_path, public=False, vkeys=[], required=0),
+        log_checkpoint_seconds=1,
+    )
+    await migrate(settings)
+    runtime = await build_runtime(settings)
+    try:
+        app = create_app(runtime=runtime)
+        async with app.router.lifespan_context(app):
+            await runtime.audit.append(Entry(kind="evaluation", effect="deny", body={"v": 1}))
+            for _ in range(50):
+                await asyncio.sleep(0.1)
+                try:
+                    signed = await tlog.latest_signed(runtime.state)
+                    break
+                except tlog.LogError:
+                    continue
+            else:
+                raise AssertionError("no checkpoint was signed")
+            assert signed.size == 1
+    finally:
+        await runtime.close()

@@ -89,6 +89,15 @@ def test_checkpoint_prove_and_verify_offline(
     assert "log.index_beyond_tree" in beyond.output
 
 
+def test_log_keygen_writes_a_private_key_once(tmp_path: Path) -> None:
+    out = tmp_path / "log.key"
+    made = CliRunner().invoke(main, ["audit", "log-keygen", "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert load_ed25519(out, "k") is not None
+    assert CliRunner().invoke(main, ["audit", "log-keygen", "--out", str(out)]).exit_code != 0
+
+
 def test_witness_keygen_prints_a_cosignature_vkey(tmp_path: Path) -> None:
     out = tmp_path / "w.key"
     result = CliRunner().invoke(main, ["witness", "keygen", "peer.example/w1", "--out", str(out)])

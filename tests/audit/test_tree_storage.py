@@ -14,6 +14,7 @@ from app.audit.writer import AuditWriter, Entry
 from app.core import migrations
 from app.core.database import create_engine
 from tests.audit import rfc9162
+from tests.audit.forge import rebuild_tree
 
 
 @pytest.fixture
@@ -78,33 +79,43 @@ async def test_two_writers_on_one_database_build_one_tree(engine: AsyncEngine) -
     assert (await service.verify_chain(engine)).ok
 
 
+async def test_only_every_fourth_level_is_stored(engine: AsyncEngine, writer: AuditWriter) -> None:
+    await asyncio.gather(*(writer.append(entry(i)) for i in range(40)))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT level, idx FROM audit_tree ORDER BY 1, 2"))).all()
+    # Leaves are the events themselves; nodes of 16 events are stored (two complete ones).
+    assert [tuple(r) for r in rows] == [(4, 0), (4, 1)]
+
+
 async def test_a_tampered_tree_node_is_caught(engine: AsyncEngine, writer: AuditWriter) -> None:
-    await asyncio.gather(*(writer.append(entry(i)) for i in range(20)))
-    await tamper(engine, "UPDATE audit_tree SET hash = :h WHERE level = 2 AND idx = 1", h="ab" * 32)
+    await asyncio.gather(*(writer.append(entry(i)) for i in range(40)))
+    await tamper(engine, "UPDATE audit_tree SET hash = :h WHERE level = 4 AND idx = 1", h="ab" * 32)
     verdict = await service.verify_chain(engine)
     assert not verdict.ok
-    assert verdict.first_bad_seq == 5  # the node covers leaves 4..7, events 5..8
+    assert verdict.first_bad_seq == 17  # the node covers leaves 16..31, events 17..32
     assert "Merkle tree" in (verdict.problem or "")
 
 
-async def test_a_tampered_leaf_is_caught(engine: AsyncEngine, writer: AuditWriter) -> None:
-    await asyncio.gather(*(writer.append(entry(i)) for i in range(10)))
-    await tamper(engine, "UPDATE audit_tree SET hash = :h WHERE level = 0 AND idx = 6", h="00" * 32)
-    verdict = await service.verify_chain(engine)
-    assert (verdict.ok, verdict.first_bad_seq) == (False, 7)
-
-
 async def test_a_missing_or_extra_node_is_caught(engine: AsyncEngine, writer: AuditWriter) -> None:
-    await asyncio.gather(*(writer.append(entry(i)) for i in range(10)))
-    await tamper(engine, "DELETE FROM audit_tree WHERE level = 1 AND idx = 4")
-    assert (await service.verify_chain(engine)).first_bad_seq == 9
-    await tamper(engine, "INSERT INTO audit_tree (level, idx, hash) VALUES (1, 4, :h)", h="1" * 64)
-    assert not (await service.verify_chain(engine)).ok
-    await tamper(engine, "DELETE FROM audit_tree WHERE level = 1 AND idx = 4")
-    await tamper(engine, "INSERT INTO audit_tree (level, idx, hash) VALUES (0, 99, :h)", h="1" * 64)
-    verdict = await service.verify_chain(engine)
-    assert not verdict.ok
-    assert "beyond the log" in (verdict.problem or "") or verdict.first_bad_seq == 9
+    await asyncio.gather(*(writer.append(entry(i)) for i in range(40)))
+    await tamper(engine, "DELETE FROM audit_tree WHERE level = 4 AND idx = 1")
+    assert (await service.verify_chain(engine)).first_bad_seq == 17
+    await tamper(engine, "INSERT INTO audit_tree (level, idx, hash) VALUES (4, 1, :h)", h="1" * 64)
+    assert (await service.verify_chain(engine)).first_bad_seq == 17
+    await rebuild_tree(engine)
+    assert (await service.verify_chain(engine)).ok
+    for level, idx in ((0, 3), (4, 2), (5, 0)):  # a level never stored, beyond the log
+        await tamper(
+            engine,
+            "INSERT INTO audit_tree (level, idx, hash) VALUES (:l, :i, :h)",
+            l=level,
+            i=idx,
+            h="1" * 64,
+        )
+        verdict = await service.verify_chain(engine)
+        assert not verdict.ok
+        assert "beyond the log" in (verdict.problem or "")
+        await rebuild_tree(engine)
 
 
 async def test_a_tampered_event_is_caught_by_the_tree_even_with_the_chain_recomputed(
@@ -112,7 +123,7 @@ async def test_a_tampered_event_is_caught_by_the_tree_even_with_the_chain_recomp
 ) -> None:
     from app.audit.chain import GENESIS_HASH, chain_hash
 
-    await asyncio.gather(*(writer.append(entry(i)) for i in range(6)))
+    await asyncio.gather(*(writer.append(entry(i)) for i in range(20)))
     async with engine.begin() as conn:
         rows = (await conn.execute(text("SELECT seq, body FROM audit_events ORDER BY seq"))).all()
         prev = GENESIS_HASH
@@ -126,4 +137,6 @@ async def test_a_tampered_event_is_caught_by_the_tree_even_with_the_chain_recomp
             prev = h
         await conn.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
     verdict = await service.verify_chain(engine)
-    assert (verdict.ok, verdict.first_bad_seq) == (False, 3)
+    # Caught by the stored node over events 1..16, which event 3 no longer hashes into.
+    assert (verdict.ok, verdict.first_bad_seq) == (False, 1)
+    assert "Merkle tree" in (verdict.problem or "")

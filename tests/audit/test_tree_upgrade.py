@@ -36,7 +36,7 @@ async def test_upgrade_from_0004_builds_the_tree_and_keeps_everything(state_url:
                     {
                         "v": 1,
                         "seq": seq,
-                        "ts": now.isoformat(),
+                        "ts": now.isoformat(timespec="microseconds"),  # as the 0004 writer wrote it
                         "kind": "evaluation",
                         "effect": "deny",
                         "reasons": ["scope.patron"],

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from app.audit import service as audit_service
 from app.audit.chain import canonical, digest
+from app.audit.tree import leaf_hash
 from app.core.config import Settings
 from app.main import create_app
 from app.records.demo import DEMO_BUSY_PATRON, DEMO_PATRON, OTHER_PATRON
@@ -367,6 +368,9 @@ async def test_one_failing_category_of_three_releases_nothing(
             await audit_service.list_events(rt.state, after=r.json()["audit_seq"] - 1, limit=1)
         )[0]
         assert (event["effect"], event["body"]["reasons"]) == ("error", ["store.unavailable"])
+        # An error is a recorded decision too: it carries its receipt (docs/auditors.md).
+        assert r.json()["audit_leaf_index"] == event["seq"] - 1
+        assert r.json()["audit_leaf_hash"] == leaf_hash(canonical(event["body"])).hex()
     finally:
         await rt.close()
 

@@ -24,6 +24,7 @@ from app.main import create_app
 from app.orders.models import Category, Instrument
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from app.runtime import build_runtime
+from app.transparency import router as transparency_router
 from app.transparency import service
 from app.transparency.service import REFUSAL_CODES, band
 from tests.conftest import auth, migrate
@@ -47,6 +48,8 @@ def half_closed(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     half = this_half_year()
     after = dt.date.fromisoformat(half["to"]) + dt.timedelta(days=1)
     monkeypatch.setattr(service, "utc_today", lambda: after)
+    # The routes judge "closed" on the library's calendar at the state database's time.
+    monkeypatch.setattr(transparency_router, "library_today", lambda runtime: after)
     return half
 
 
