@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     records_api_token: SecretStr | None = Field(
         default=None, description="Credential Bulwark presents to an upstream records API."
     )
+    # The FOLIO store kind (docs/records.md): tenant and the service account Bulwark logs in as.
+    folio_tenant: str = Field(default="", pattern=r"^([a-z][a-z0-9_]{0,62})?$")
+    folio_username: str = Field(default="", max_length=256)
+    folio_password: SecretStr | None = Field(default=None)
+    folio_password_file: Path | None = Field(
+        default=None, description="A file holding the FOLIO password (preferred to the variable)."
+    )
     records_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     records_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     records_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

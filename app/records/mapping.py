@@ -12,6 +12,7 @@ keeps. For a SQL store each names a table or view and its columns::
 
 For an HTTP records API each names a path and JSON fields instead::
 
+    kind = "http"                  # optional: the store kind (see below)
     health_path = "/healthz"       # optional, HTTP only
 
     [categories.circulation]
@@ -20,6 +21,11 @@ For an HTTP records API each names a path and JSON fields instead::
     fields = { title = "title", checkout_date = "checked_out" }
     items = "loans"                # optional: the key holding the list; default a bare list
     patron_field = "patron"        # optional: drop any item naming another patron
+
+The top-level ``kind`` names the store kind (``sql``, ``http``, ``folio``, …); each kind, in
+the registry of :mod:`app.records.factory`, brings its own category model and validates its
+own section. A mapping without ``kind`` keeps the original rule: categories naming a ``path``
+are ``http``, the others ``sql``.
 
 Only the ``fields`` ever leave the store, renamed to their output names. Identifiers are plain
 SQL identifiers, so no mapping can smuggle SQL into a query. Every fault raises
@@ -33,7 +39,7 @@ import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -52,10 +58,16 @@ class MappingError(ValueError):
     """The mapping file, or the store it describes, is not usable. Names category and key."""
 
 
-class SqlCategory(BaseModel):
-    """One category held in a SQL table or view."""
+class MappedCategory(BaseModel):
+    """What every kind's category has: the fields that may leave, ``output = source``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: dict[str, str]
+
+
+class SqlCategory(MappedCategory):
+    """One category held in a SQL table or view."""
 
     table: Identifier
     patron_column: Identifier
@@ -71,10 +83,8 @@ class SqlCategory(BaseModel):
         return tuple(dict.fromkeys(names))
 
 
-class HttpCategory(BaseModel):
+class HttpCategory(MappedCategory):
     """One category served by an upstream records API."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = Field(min_length=2, max_length=512)
     date_field: JsonName
@@ -97,7 +107,7 @@ class HttpCategory(BaseModel):
         return path
 
 
-CategoryMapping = SqlCategory | HttpCategory
+CategoryMapping = MappedCategory
 
 
 class RecordsMapping(BaseModel):
@@ -105,7 +115,7 @@ class RecordsMapping(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["sql", "http"]
+    kind: str
     categories: dict[Category, CategoryMapping]
     health_path: str = "/healthz"
 
@@ -134,7 +144,7 @@ class RecordsMapping(BaseModel):
         return mapping
 
 
-_TOP_LEVEL_KEYS = frozenset({"categories", "health_path"})
+_COMMON_KEYS = frozenset({"kind", "categories"})
 
 
 def load_mapping(path: str | Path) -> RecordsMapping:
@@ -153,26 +163,46 @@ def load_mapping(path: str | Path) -> RecordsMapping:
 
 def parse_mapping(data: Mapping[str, Any], *, source: str = "mapping") -> RecordsMapping:
     """Validate an already parsed mapping document."""
-    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
-    if unknown:
-        raise MappingError(f"{source}: unknown key {unknown[0]!r}")
+    from app.records.factory import KINDS  # the registry imports the stores, which import us
+
     raw_categories = data.get("categories")
     if not isinstance(raw_categories, dict) or not raw_categories:
         raise MappingError(f"{source}: [categories] must map at least one category")
+    kind_name = data.get("kind")
+    if kind_name is None:
+        kind_name = _legacy_kind(raw_categories, source)
+    elif not isinstance(kind_name, str) or kind_name not in KINDS:
+        raise MappingError(
+            f"{source}: kind: {kind_name!r} is not a store kind (one of {', '.join(KINDS)})"
+        )
+    kind = KINDS[kind_name]
+    unknown = sorted(set(data) - _COMMON_KEYS - kind.top_level_keys)
+    if unknown:
+        applies = [name for name, other in KINDS.items() if unknown[0] in other.top_level_keys]
+        if applies:
+            raise MappingError(
+                f"{source}: {unknown[0]} applies only to a {' or '.join(applies)} records store"
+            )
+        raise MappingError(f"{source}: unknown key {unknown[0]!r}")
     categories = {
-        _category_id(name, source): _parse_category(name, body, source)
+        _category_id(name, source): _parse_category(name, body, source, kind.category)
         for name, body in raw_categories.items()
     }
-    kinds = {"http" if isinstance(m, HttpCategory) else "sql" for m in categories.values()}
-    if len(kinds) != 1:
-        raise MappingError(f"{source}: categories mix SQL tables and HTTP paths; use one store")
-    kind = kinds.pop()
     health_path = data.get("health_path", "/healthz")
-    if "health_path" in data and kind != "http":
-        raise MappingError(f"{source}: health_path applies only to an HTTP records store")
     if not isinstance(health_path, str) or not re.fullmatch(r"/[A-Za-z0-9_\-./]*", health_path):
         raise MappingError(f"{source}: health_path must be a plain absolute path")
-    return RecordsMapping(kind=kind, categories=categories, health_path=health_path)
+    return RecordsMapping(kind=kind.name, categories=categories, health_path=health_path)
+
+
+def _legacy_kind(raw_categories: Mapping[str, Any], source: str) -> str:
+    """A mapping without ``kind``: HTTP when its categories name paths, SQL otherwise."""
+    kinds = {
+        "http" if isinstance(body, dict) and "path" in body else "sql"
+        for body in raw_categories.values()
+    }
+    if len(kinds) != 1:
+        raise MappingError(f"{source}: categories mix SQL tables and HTTP paths; use one store")
+    return kinds.pop()
 
 
 def _category_id(name: str, source: str) -> Category:
@@ -185,13 +215,14 @@ def _category_id(name: str, source: str) -> Category:
         ) from None
 
 
-def _parse_category(name: str, body: Any, source: str) -> CategoryMapping:
+def _parse_category(
+    name: str, body: Any, source: str, model: type[CategoryMapping]
+) -> CategoryMapping:
     where = f"{source}: categories.{name}"
     if not isinstance(body, dict):
         raise MappingError(f"{where}: must be a table")
-    if "table" in body and "path" in body:
+    if model in (SqlCategory, HttpCategory) and "table" in body and "path" in body:
         raise MappingError(f"{where}: give either table (SQL) or path (HTTP), not both")
-    model: type[CategoryMapping] = HttpCategory if "path" in body else SqlCategory
     try:
         return model.model_validate(body)
     except ValidationError as exc:
