@@ -75,6 +75,7 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _SCALARS = (str, int, float, bool, type(None))
 #: FOLIO's own page cap is 1000 on most modules; Bulwark never asks for more.
 MAX_FOLIO_PAGE = 1000
+MIN_FOLIO_PAGE = 50
 #: FOLIO requests one fetch may make before handing out a cursor instead.
 MAX_REQUESTS_PER_FETCH = 20
 #: A token is renewed this long before FOLIO's stated expiry, so none expires in flight.
@@ -254,7 +255,9 @@ class FolioRecordsStore:
         source = _SOURCES[mapping.source]
         user_id = user["id"]
         query = event_query(source.patron_field, user_id, source.date_field, period)
-        page_size = str(min(limit, MAX_FOLIO_PAGE))
+        # Records outside the period (the widened days) are read and dropped, so ask for a
+        # little more than `limit`; the cursor keeps the exact offset either way.
+        page_size = str(min(max(limit, MIN_FOLIO_PAGE), MAX_FOLIO_PAGE))
         category = next(c for c, m in self._mapping.categories.items() if m is mapping)
         records: list[Record] = []
         for _ in range(MAX_REQUESTS_PER_FETCH):

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,18 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from app.callers.models import Role
+from app.callers.service import add_client
+from app.core.config import Settings
 from app.orders.models import Category
 from app.policy.decision import Obligations, Period
 from app.policy.models import parse_policy
 from app.records.mapping import MappingError, load_mapping, parse_mapping, validate_against_policy
 from app.records.sql_store import SqlRecordsStore
+from app.runtime import build_runtime
+from tests.conftest import auth, migrate
 from tests.databases import PG_HOST, PG_PORT, PG_USER, postgres_database
+from tests.disclosures.test_disclosures import _client
 
 pytestmark = pytest.mark.postgres
 
@@ -357,3 +363,48 @@ def test_the_policy_forbids_the_staff_only_fields() -> None:
         document["categories"][category] = body
         with pytest.raises(MappingError, match="the policy forbids"):
             validate_against_policy(parse_mapping(document), policy.forbidden_fields)
+
+
+TZ_LANDED = "timezone" in Settings.model_fields
+
+
+async def test_the_readme_starts_bulwark_and_discloses(
+    evergreen: tuple[str, str],
+    make_settings: Callable[..., Settings],
+    order_token: Callable[..., str],
+) -> None:
+    """README.md's steps: views.sql, role.sql, then these settings; the API answers."""
+    settings = make_settings(
+        records_url=evergreen[1],
+        records_mapping=EXAMPLE / "mapping.toml",
+        **({"timezone": ZONE} if TZ_LANDED else {}),
+    )
+    await migrate(settings)
+    rt = await build_runtime(settings)  # start-up's checks, as the least-privilege role
+    try:
+        _, key = await add_client(rt.state, "eg-requester", Role.REQUESTER, audit=rt.audit)
+        token = order_token(
+            patrons=[OLD_CARD],
+            categories=["circulation", "holds"],
+            period=("2026-01-01", "2026-03-31"),
+        )
+        body = {
+            "purpose": "legal_process",
+            "patron_id": OLD_CARD,
+            "categories": ["circulation", "holds"],
+            "from": "2026-01-01",
+            "to": "2026-03-31",
+            "court_order": token,
+        }
+        async with _client(rt) as c:
+            r = await c.post("/v1/disclosures", json=body, headers=auth(key))
+        assert r.status_code == 200, r.text
+        records = r.json()["records"]
+        for secret in NEVER:
+            assert secret not in r.text
+        if TZ_LANDED:
+            oracle = await _oracle(evergreen[0], ORACLE_CIRCULATION, CARD)
+            assert len(records["circulation"]) == len(oracle)
+            assert len(records["holds"]) == 2
+    finally:
+        await rt.close()

@@ -605,3 +605,23 @@ def test_unknown_kind_and_misplaced_keys() -> None:
     folio = {"kind": "folio", "categories": {"holds": {"source": "loans", "fields": {"a": "b"}}}}
     with pytest.raises(MappingError, match="health_path applies only to a http"):
         parse_mapping({**folio, "health_path": "/x"})
+
+
+async def test_many_records_in_the_widened_days_are_read_past(
+    folio: Folio, client: httpx.AsyncClient
+) -> None:
+    # 130 loans on the evening of 31 December in Chicago: inside the widened CQL range (and
+    # dated 1 January in UTC), outside the period. They are read and dropped, page by page.
+    extra = [
+        _loan(1000 + i, UA, f"2026-01-01T0{i % 5}:{i % 60:02d}:00.000+00:00", f"NYE {i}")
+        for i in range(130)
+    ]
+    folio.tenants[TENANT].loans[:0] = extra
+    store = make_store(folio, client)
+    first = await store.fetch(obligations(), C.CIRCULATION, limit=1)
+    assert [r["title"] for r in first.records] == ["First local instant"]
+    loans = [s for s in folio.data_calls() if s.path == "/circulation/loans"]
+    assert len(loans) == 3  # pages of 50 over 131 candidates, never FOLIO's default of 10
+    assert all(s.query["limit"] == "50" for s in loans)
+    rest = await fetch_all(store, C.CIRCULATION, obligations(), 100)
+    assert len(rest) == 18
