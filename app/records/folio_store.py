@@ -5,7 +5,7 @@ library's, read-only, with these calls only (docs/records.md, examples/folio/REA
 
     POST /authn/login-with-expiry      {"username", "password"}  → 201, Set-Cookie folioAccessToken
     POST /authn/login                  (legacy, where the first answers 404) → 201, x-okapi-token
-    GET  /users?query=barcode=="<escaped>"&limit=2
+    GET  /users?query=barcode=="<escaped>" sortBy id/sort.ascending&limit=20&offset=K
     GET  /circulation/loans?query=userId=="<uuid>" and loanDate>="…" and loanDate<"…"
                                         sortBy loanDate/sort.ascending id/sort.ascending
                                         &limit=N&offset=K
@@ -76,6 +76,8 @@ _SCALARS = (str, int, float, bool, type(None))
 #: FOLIO's own page cap is 1000 on most modules; Bulwark never asks for more.
 MAX_FOLIO_PAGE = 1000
 MIN_FOLIO_PAGE = 50
+#: Users asked for per page when looking a barcode up (case variants of one barcode).
+USERS_PAGE = 20
 #: FOLIO requests one fetch may make before handing out a cursor instead.
 MAX_REQUESTS_PER_FETCH = 20
 #: A token is renewed this long before FOLIO's stated expiry, so none expires in flight.
@@ -210,12 +212,27 @@ class FolioRecordsStore:
     # -- the patron --------------------------------------------------------------------------
 
     async def _user(self, barcode: str) -> dict[str, Any] | None:
-        """The user whose barcode is exactly ``barcode``, or None."""
-        body = await self._get(
-            "/users", {"query": f'barcode=="{cql_escape(barcode)}"', "limit": "2"}
-        )
-        users = _collection(body, "users")
-        exact = [u for u in users if isinstance(u, dict) and u.get("barcode") == barcode]
+        """The user whose barcode is exactly ``barcode``, or None.
+
+        CQL's ``==`` ignores case (and accents): FOLIO may answer several users whose
+        barcodes differ from the order's only so, in any order. All of them are read, a page
+        at a time, and only the exact one is kept.
+        """
+        query = f'barcode=="{cql_escape(barcode)}" sortBy id/sort.ascending'
+        exact: list[dict[str, Any]] = []
+        offset = 0
+        for _ in range(MAX_REQUESTS_PER_FETCH):
+            body = await self._get(
+                "/users", {"query": query, "limit": str(USERS_PAGE), "offset": str(offset)}
+            )
+            users = _collection(body, "users")
+            total = _total(body)
+            exact += [u for u in users if isinstance(u, dict) and u.get("barcode") == barcode]
+            offset += len(users)
+            if not users or offset >= total:
+                break
+        else:
+            raise FolioFault("answered too many users for one barcode")
         if len(exact) > 1:
             raise FolioFault("answered two users for one barcode")
         if not exact:
@@ -265,9 +282,7 @@ class FolioRecordsStore:
                 source.path, {"query": query, "limit": page_size, "offset": str(offset)}
             )
             items = _collection(body, source.items)
-            total = body.get("totalRecords")
-            if type(total) is not int or total < 0:
-                raise FolioFault("answered malformed data (totalRecords)")
+            total = _total(body)
             for item in items:
                 offset += 1
                 record = self._event(mapping, names, source, user_id, period, item)
@@ -371,10 +386,13 @@ class FolioRecordsStore:
                 "/authn/login-with-expiry", headers, payload
             )
             if status == 201:
-                token = response.cookies.get(ACCESS_COOKIE)
-                if not token:
-                    raise FolioFault("login answered without an access token cookie")
-                return token, self._expiry(body)
+                data = _json_object(body)
+                # The cookie is where current FOLIO puts it; releases that also return it in
+                # the body (mod-login's loginResponseWithExpiry) are read there too.
+                token = response.cookies.get(ACCESS_COOKIE) or data.get("accessToken")
+                if not isinstance(token, str) or not token:
+                    raise FolioFault("login answered without an access token")
+                return token, self._expiry(data)
             if status != 404:
                 raise FolioFault(f"login answered with status {status}")
             self._legacy_login = True  # this FOLIO predates expiring tokens
@@ -392,8 +410,7 @@ class FolioRecordsStore:
     ) -> tuple[int, bytes, httpx.Response]:
         return await self._exchange_full("POST", self._base + path, headers, content=payload)
 
-    def _expiry(self, body: bytes) -> float:
-        data = _json_object(body)
+    def _expiry(self, data: dict[str, Any]) -> float:
         value = data.get("accessTokenExpiration")
         try:
             expires = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
@@ -500,6 +517,13 @@ def _collection(body: dict[str, Any], key: str) -> list[Any]:
     if not isinstance(items, list):
         raise FolioFault(f"answered malformed data (expected {key!r})")
     return items
+
+
+def _total(body: dict[str, Any]) -> int:
+    total = body.get("totalRecords")
+    if type(total) is not int or total < 0:
+        raise FolioFault("answered malformed data (totalRecords)")
+    return total
 
 
 def _member(item: Mapping[str, Any], path: str) -> Any:

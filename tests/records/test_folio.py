@@ -311,7 +311,9 @@ async def test_cql_masking_characters_match_only_themselves(
         assert (await store.fetch(obligations(barcode), category, limit=100)).records == []
     for seen in folio.data_calls():
         if seen.path == "/users":
-            assert seen.query["query"] == f'barcode=="{cql_escape(barcode)}"'
+            assert seen.query["query"] == (
+                f'barcode=="{cql_escape(barcode)}" sortBy id/sort.ascending'
+            )
 
 
 async def test_a_barcode_with_every_special_character_is_found(
@@ -625,3 +627,26 @@ async def test_many_records_in_the_widened_days_are_read_past(
     assert all(s.query["limit"] == "50" for s in loans)
     rest = await fetch_all(store, C.CIRCULATION, obligations(), 100)
     assert len(rest) == 18
+
+
+async def test_the_exact_barcode_is_found_among_many_case_variants(
+    folio: Folio, client: httpx.AsyncClient
+) -> None:
+    # FOLIO's `==` answers every case variant of "KaloTash" (there are 256); the exact one
+    # sorts last by id and lies past the first pages of users.
+    word = "KaloTash"
+    variants = {
+        "".join(c.upper() if (n >> k) & 1 else c.lower() for k, c in enumerate(word))
+        for n in range(256)
+    } - {word}
+    users = [
+        _user(f"{i:08x}-8a0e-4c0b-9b41-7d2f0a6e1001", v, f"Variant{i}")
+        for i, v in enumerate(sorted(variants)[:60])
+    ]
+    users.append(_user("ffffffff-8a0e-4c0b-9b41-7d2f0a6e1001", word, "Exact"))
+    folio.tenants[TENANT].users[:0] = users
+    store = make_store(folio, client)
+    [patron] = (await store.fetch(obligations(word), C.REGISTRATION, limit=5)).records
+    assert patron["surname"] == "Exact"
+    lookups = [s for s in folio.data_calls() if s.path == "/users"]
+    assert [s.query["offset"] for s in lookups] == ["0", "20", "40", "60"]
