@@ -109,13 +109,30 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@click.option(
+    "--allow-foreign-tables",
+    is_flag=True,
+    help="Migrate even though the database holds tables that are not Bulwark's.",
+)
+def db_upgrade(allow_foreign_tables: bool) -> None:
     """Migrate the state database to this version, and create missing instance secrets."""
     from app.core import migrations
     from app.core.database import redact
+    from app.core.files import private_dir
     from app.core.secrets import ensure_instance_secrets
 
     settings = load_settings()
+    private_dir(settings.data_dir)  # state file and secrets: this user's only (0700)
+    foreign = _run(migrations.foreign_tables(settings.state_url))
+    if foreign and not allow_foreign_tables:
+        # Pointed at the records store (or any other application's database) by mistake,
+        # the upgrade would add Bulwark's tables, patron pseudonyms included, to it.
+        shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        raise click.ClickException(
+            f"{redact(settings.state_url)} holds tables that are not Bulwark's ({shown}): is "
+            "BULWARK_DATABASE_URL the records store? Give Bulwark a database of its own, or "
+            "pass --allow-foreign-tables if this is intended"
+        )
     try:
         migrations.upgrade(settings.state_url)
     except Exception as exc:
@@ -124,7 +141,22 @@ def db_upgrade() -> None:
         ) from None
     for path in ensure_instance_secrets(settings):
         click.echo(f"created {path} (mode 0600)")
+    sealed = _run(_seal_at_rest(settings))
+    if sealed:
+        click.echo(f"sealed {sealed} patron ids held in clear by notices and legal holds")
     click.echo(f"state database {redact(settings.state_url)} at {migrations.head_revision()}")
+
+
+async def _seal_at_rest(settings: Settings) -> int:
+    from app.core.atrest import PatronSealer, seal_existing
+    from app.core.database import create_engine
+    from app.core.secrets import pseudonym_key
+
+    engine = create_engine(settings.state_url)
+    try:
+        return await seal_existing(engine, PatronSealer(pseudonym_key(settings)))
+    finally:
+        await engine.dispose()
 
 
 # --------------------------------------------------------------------------- clients
@@ -271,13 +303,28 @@ def audit() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A checkpoint saved earlier that the log must still extend.",
 )
-def audit_verify(since: Path | None) -> None:
-    """Verify the hash chain; exit 0 when intact, 1 when not."""
+@click.option(
+    "--public-key",
+    "public_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The deployment's checkpoint PUBLIC key (PEM), for --since: an auditor needs no "
+    "private key. Default: derived from the deployment's own signing key.",
+)
+def audit_verify(since: Path | None, public_key: Path | None) -> None:
+    """Recompute the whole hash chain from genesis; exit 0 when intact, 1 when not.
+
+    The full recomputation (GET /v1/audit/verify goes on from the last verified event).
+    """
     from app.audit import service
     from app.core.database import create_engine
     from app.core.secrets import SecretsError, checkpoint_key
 
     settings = load_settings()
+
+    def key() -> Any:
+        if public_key is None:
+            return checkpoint_key(settings).public_key()
+        return service.load_public_key(public_key.read_bytes())
 
     async def go() -> service.VerifyResult:
         engine = create_engine(settings.state_url)
@@ -285,9 +332,7 @@ def audit_verify(since: Path | None) -> None:
             if since is None:
                 return await service.verify_chain(engine)
             document = json.loads(await asyncio.to_thread(since.read_text))
-            return await service.verify_since(
-                engine, document, checkpoint_key(settings).public_key()
-            )
+            return await service.verify_since(engine, document, key())
         finally:
             await engine.dispose()
 
@@ -326,9 +371,25 @@ def audit_checkpoint() -> None:
 @click.option(
     "--to", "end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day included."
 )
-@click.option("--output", "-o", type=click.File("w"), default="-")
-def audit_export(start: dt.datetime | None, end: dt.datetime | None, output: Any) -> None:
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=Path("-"),
+    help="File to write (created 0600), or - for standard output.",
+)
+def audit_export(start: dt.datetime | None, end: dt.datetime | None, output: Path) -> None:
     """Write events as JSON Lines (each with its canonical body, to re-verify)."""
+    from app.core.files import open_private
+
+    if str(output) == "-":
+        _export(start, end, sys.stdout)
+        return
+    with open_private(output) as handle:  # the log's events: this user's only
+        _export(start, end, handle)
+
+
+def _export(start: dt.datetime | None, end: dt.datetime | None, output: Any) -> None:
     from app.audit import service
     from app.core.database import create_engine
 
@@ -424,7 +485,9 @@ def demo(directory: Path, port: int, no_serve: bool) -> None:
         return
     preflight(settings)
     # The worker processes read their settings from the environment: hand them exactly
-    # what the demo chose.
+    # what the demo chose, and nothing a production shell left there (issue 16).
+    for name in [n for n in os.environ if n.upper().startswith("BULWARK_")]:
+        del os.environ[name]
     chosen = settings.model_dump(mode="json", include=settings.model_fields_set)
     for name, value in chosen.items():
         os.environ[f"BULWARK_{name.upper()}"] = (

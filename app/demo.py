@@ -14,7 +14,10 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
 from app.core.config import BUNDLED_DEMO_MAPPING, BUNDLED_POLICY, Settings
+from app.core.files import private_dir
 
 DEMO_ISSUER = "https://courts.example/demo-county"
 DEMO_COURT = "Demo County Circuit Court (fictional)"
@@ -34,9 +37,28 @@ class DemoRefused(RuntimeError):
     """The demo would touch something that is not its own."""
 
 
+class DemoSettings(Settings):
+    """Settings built from what the demo chooses only: no ``BULWARK_*`` variable is read.
+
+    A demo started in a shell that holds a production deployment's settings used to inherit
+    its pseudonym key, signing key, Redis prefix and host (issue 16).
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def demo_settings(directory: Path, *, port: int = 8080) -> Settings:
-    """The settings of the demo deployment in ``directory``."""
-    return Settings(
+    """The settings of the demo deployment in ``directory`` (nothing from the environment)."""
+    return DemoSettings(
         data_dir=directory,
         database_url=f"sqlite:///{directory / 'bulwark.db'}",
         records_url=f"sqlite:///{directory / 'demo-records.db'}",
@@ -61,7 +83,7 @@ def _refuse_foreign(directory: Path, environ: Mapping[str, str]) -> None:
 def prepare_demo(directory: Path, *, port: int, environ: Mapping[str, str]) -> tuple[Settings, str]:
     """Create (or reuse) the demo in ``directory``; returns its settings and what to print."""
     _refuse_foreign(directory, environ)
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)  # its state, keys and secrets: this user's only
     (directory / ".bulwark-demo").write_text("This folder holds a Bulwark demo.\n")
     settings = demo_settings(directory, port=port)
     _policy(settings.policy)

@@ -20,9 +20,13 @@ from app.audit.pseudonyms import Pseudonymizer
 from app.audit.writer import AuditWriter
 from app.callers.service import CallerRegistry
 from app.core import migrations, secrets
+from app.core.atrest import PatronSealer, seal_existing
+from app.core.clock import StateClock
 from app.core.config import Settings
+from app.core.config_proof import ConfigFileUnsafe, ConfigFingerprint, check_config_files
 from app.core.database import create_engine, redact
-from app.disclosures.cursor import CursorSigner
+from app.core.transport import http_verify
+from app.disclosures.cursor import Continuations
 from app.metrics import MeasuredStore, observe_audit_append
 from app.orders.approvals import ApprovalVerifier
 from app.orders.service import SpentOrders
@@ -56,7 +60,7 @@ class Runtime:
     audit: AuditWriter
     pseudonymize: Pseudonymizer
     checkpoint_key: ec.EllipticCurvePrivateKey
-    cursors: CursorSigner
+    cursors: Continuations
     approvals: ApprovalVerifier
     spent_orders: SpentOrders = field(default_factory=SpentOrders)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +74,10 @@ class Runtime:
 
 def load_static(settings: Settings) -> tuple[LoadedPolicy, TrustStore, RecordsMapping]:
     """Parse the policy, the trust store and the mapping; no I/O beyond reading files."""
+    try:
+        check_config_files(settings)
+    except ConfigFileUnsafe as exc:
+        raise StartupError(str(exc)) from None
     try:
         policy = load_policy(settings.policy)
     except PolicyError as exc:
@@ -105,9 +113,13 @@ async def build_runtime(settings: Settings) -> Runtime:
         ),
         follow_redirects=False,
         trust_env=False,
+        verify=http_verify(settings.tls_ca_file),  # system CAs, or BULWARK_TLS_CA_FILE
     )
+    clock = StateClock(state, skew_seconds=policy.policy.clock_skew_seconds)
     try:
         await _prepare_state(settings, state)
+        await _measure_clock(settings, clock)
+        sealer = await _seal_at_rest(settings, state, pseudonym_key)
         store = await _open_store(settings, mapping, http)
     except BaseException:
         await http.aclose()
@@ -129,7 +141,15 @@ async def build_runtime(settings: Settings) -> Runtime:
         max_lifetime_days=policy.policy.max_order_lifetime_days,
         max_token_bytes=settings.max_token_bytes,
     )
-    audit = AuditWriter(state, observe=observe_audit_append)
+    fingerprint = ConfigFingerprint.of(
+        settings,
+        policy_sha256=policy.sha256,
+        pseudonym_key=pseudonym_key,
+        checkpoint_key=checkpoint_key,
+    )
+    audit = AuditWriter(
+        state, observe=observe_audit_append, now=clock.now, config=fingerprint.as_json()
+    )
     audit.start()
     return Runtime(
         settings=settings,
@@ -144,8 +164,9 @@ async def build_runtime(settings: Settings) -> Runtime:
         audit=audit,
         pseudonymize=Pseudonymizer(pseudonym_key, settings.pseudonym_key_id),
         checkpoint_key=checkpoint_key,
-        cursors=CursorSigner(pseudonym_key),
+        cursors=Continuations(pseudonym_key),
         approvals=approvals,
+        extras={"clock": clock, "sealer": sealer, "config_fingerprint": fingerprint},
     )
 
 
@@ -159,6 +180,31 @@ async def _prepare_state(settings: Settings, state: AsyncEngine) -> None:
     except Exception as exc:
         raise StartupError(
             f"state database {redact(settings.state_url)} unreachable "
+            f"({type(exc).__name__}); check BULWARK_DATABASE_URL"
+        ) from None
+
+
+async def _seal_at_rest(settings: Settings, state: AsyncEngine, key: bytes) -> PatronSealer:
+    """The sealer; clear patron ids an older release (or replica) left are sealed now."""
+    sealer = PatronSealer(key)
+    try:
+        sealed = await seal_existing(state, sealer)
+    except Exception as exc:
+        raise StartupError(
+            f"could not seal patron ids at rest in {redact(settings.state_url)} "
+            f"({type(exc).__name__})"
+        ) from None
+    if sealed:
+        logger.warning("sealed patron ids left in clear", extra={"count": sealed})
+    return sealer
+
+
+async def _measure_clock(settings: Settings, clock: StateClock) -> None:
+    try:
+        await clock.measure()
+    except Exception as exc:
+        raise StartupError(
+            f"state database {redact(settings.state_url)} did not tell its time "
             f"({type(exc).__name__}); check BULWARK_DATABASE_URL"
         ) from None
 

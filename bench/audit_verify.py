@@ -21,9 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from collections import Counter
+
 from sqlalchemy import delete, insert, update
 
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
+from app.audit.figures import FIGURES, Key, add_figures, tally
 from app.audit.models import AuditEvent, AuditHead
 from app.audit.service import verify_chain
 from app.core import migrations
@@ -58,33 +61,48 @@ def _event(seq: int, ts: dt.datetime) -> dict[str, object]:
     }
 
 
-async def build(url: str, count: int) -> None:
+async def build(url: str, count: int, *, days: int = 1) -> None:
+    """``count`` chained disclosure events spread over the last ``days`` days, with the
+    report's figures the writer would have kept for them."""
     engine = create_engine(url)
     now = dt.datetime.now(dt.UTC)
     prev = GENESIS_HASH
     batch: list[dict[str, object]] = []
+    counted: Counter[Key] = Counter()
     async with engine.begin() as conn:
         await conn.execute(delete(EVENTS))
+        await conn.execute(delete(FIGURES))
         for seq in range(1, count + 1):
-            body = canonical(_event(seq, now))
+            ts = now - dt.timedelta(days=(count - seq) * days // count)
+            event = _event(seq, ts)
+            body = canonical(event)
             digest = chain_hash(prev, body)
+            effect = "deny" if seq % 3 else "permit"
             batch.append(
                 {
                     "seq": seq,
-                    "ts": now,
+                    "ts": ts,
                     "kind": "disclosure",
-                    "effect": "deny" if seq % 3 else "permit",
+                    "effect": effect,
                     "body": body,
                     "prev_hash": prev,
                     "hash": digest,
                 }
             )
+            counted.update(tally([(ts, "disclosure", effect, event)]))
             prev = digest
             if len(batch) == 20_000:
                 await conn.execute(insert(EVENTS), batch)
                 batch.clear()
         if batch:
             await conn.execute(insert(EVENTS), batch)
+        await add_figures(
+            conn,
+            [
+                {"day": d, "line": line, "measure": m, "item": i, "count": n}
+                for (d, line, m, i), n in counted.items()
+            ],
+        )
         await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=count, hash=prev))
     await engine.dispose()
 

@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `app` is importable
 
+from app.core.files import private_dir, write_private_text  # noqa: E402
 from app.core.problems import BulwarkError, RequestTooLarge  # noqa: E402
 from app.core.reasons import Reason  # noqa: E402
 
@@ -50,14 +51,22 @@ KID = "demo-court-2026"
 
 
 def render_site(
-    upstreams: Sequence[str], *, listen: str, tls: bool, health_listen: str | None = None
+    upstreams: Sequence[str],
+    *,
+    listen: str,
+    tls: bool,
+    health_listen: str | None = None,
+    access_log: str = "/var/log/nginx/bulwark-access.log",
 ) -> str:
     """The nginx ``http``-level configuration: the upstream group and the public server.
 
     ``health_listen`` adds a plain-HTTP listener for the container's health check only (it
     answers ``/readyz`` through the upstream group, so it is healthy when a replica is).
     """
-    servers = "\n".join(f"    server {u} max_fails=1 fail_timeout=5s;" for u in upstreams)
+    # A replica is set aside only after three refused connections in ten seconds: a slow
+    # answer is never counted (timeouts are not a reason to try the next one, below), so one
+    # costly request cannot mark every replica down (issue 16).
+    servers = "\n".join(f"    server {u} max_fails=3 fail_timeout=10s;" for u in upstreams)
     if tls:
         listen_block = f"""    listen {listen} ssl;
     ssl_certificate     /etc/nginx/tls/fullchain.pem;
@@ -79,8 +88,14 @@ map $http_x_request_id $bulwark_request_id {{
     ""      $request_id;
 }}
 
+# The access log names the path without its query string ($uri, not $request: a query may
+# carry a patron id or a key) and the request id that the replica's own log line carries.
+log_format bulwark_access '$remote_addr [$time_iso8601] "$request_method $uri $server_protocol" '
+                          '$status $body_bytes_sent $request_time rid=$bulwark_request_id';
+
 server {{
 {listen_block}
+    access_log {access_log} bulwark_access;
     server_tokens off;
     client_max_body_size {MAX_BODY};
     client_body_buffer_size {MAX_BODY};  # bodies stay in memory: nothing written to disk
@@ -109,8 +124,27 @@ server {{
         proxy_read_timeout 30s;
         # A replica that refuses the connection is skipped. A POST already sent is never
         # replayed on another replica (nginx's default): it may have consumed an order's use.
-        proxy_next_upstream error timeout http_502 http_503;
+        # A request that timed out is not replayed either (no `timeout` here): the replica
+        # may still be working on it, and a second replica would only double the load.
+        proxy_next_upstream error http_502 http_503;
         proxy_next_upstream_tries 2;
+        proxy_next_upstream_timeout 3s;
+    }}
+
+    # Verification is long and costly: never replayed on another replica. A caller who
+    # goes away closes the upstream connection too (proxy_ignore_client_abort off), and
+    # Bulwark then stops the run that nobody waits for.
+    location = /v1/audit/verify {{
+        proxy_pass http://bulwark;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Request-ID $bulwark_request_id;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 120s;
+        proxy_next_upstream off;
     }}
 }}
 {_health_server(health_listen)}"""
@@ -152,7 +186,7 @@ events {{
     worker_connections 1024;
 }}
 http {{
-    access_log {prefix}/access.log;
+    access_log off;  # each server of the site sets its own, in the site's format
     client_body_temp_path {prefix}/spool/body;
     proxy_temp_path {prefix}/spool/proxy;
     fastcgi_temp_path {prefix}/spool/fastcgi;
@@ -196,6 +230,9 @@ class Topology:
         self.count = replicas
         self.port = port
         self.database = f"bulwark_topology_{uuid.uuid4().hex[:10]}"
+        # The replicas' own login: a member of bulwark_app, which may not change the audit
+        # log (migration 0006); the migration and the CLI run as the database's owner.
+        self.app_user = f"{self.database}_app"
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.created = False
 
@@ -203,12 +240,19 @@ class Topology:
     def state_url(self) -> str:
         return f"{self.admin_url.rstrip('/')}/{self.database}"
 
-    def env(self) -> dict[str, str]:
+    @property
+    def app_state_url(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.state_url).set(username=self.app_user, password=None)
+        return url.render_as_string(hide_password=False)
+
+    def env(self, *, replica: bool = False) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
         env.update(
             {
                 "BULWARK_DATA_DIR": str(self.dir / "data"),
-                "BULWARK_DATABASE_URL": self.state_url,
+                "BULWARK_DATABASE_URL": self.app_state_url if replica else self.state_url,
                 "BULWARK_RECORDS_URL": f"sqlite:///{self.dir / 'records.db'}",
                 "BULWARK_TRUST_STORE": str(self.dir / "trust-store.json"),
                 "BULWARK_JURISDICTIONS": JURISDICTION,
@@ -231,11 +275,12 @@ class Topology:
         return done.stdout
 
     def up(self) -> dict[str, Any]:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         asyncio.run(self._admin(f'CREATE DATABASE "{self.database}"'))
         self.created = True
         self._prepare_files()
         self.bulwark("db", "upgrade")  # once, before any replica starts
+        asyncio.run(self._admin(f'CREATE ROLE "{self.app_user}" LOGIN IN ROLE bulwark_app'))
         keys = {
             role: self.bulwark("clients", "add", f"topology-{role}", "--role", role).strip()
             for role in ("requester", "auditor", "admin")
@@ -256,7 +301,8 @@ class Topology:
             },
             "pids": {name: p.pid for name, p in self.processes},
         }
-        (self.dir / "topology.json").write_text(json.dumps(info, indent=2))
+        # It holds the admin key: readable by this user only.
+        write_private_text(self.dir / "topology.json", json.dumps(info, indent=2))
         return info
 
     def _prepare_files(self) -> None:
@@ -280,7 +326,7 @@ class Topology:
         log = self.dir / f"{name}.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=self.env(),
+            env=self.env(replica=True),
             cwd=ROOT,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -295,7 +341,12 @@ class Topology:
         prefix = self.dir / "nginx"
         (prefix / "spool").mkdir(parents=True, exist_ok=True)
         upstreams = [r["url"].removeprefix("http://") for r in replicas]
-        site = render_site(upstreams, listen=f"127.0.0.1:{self.port}", tls=False)
+        site = render_site(
+            upstreams,
+            listen=f"127.0.0.1:{self.port}",
+            tls=False,
+            access_log=str(prefix / "access.log"),
+        )
         conf = prefix / "nginx.conf"
         conf.write_text(render_main(site, prefix))
         log = prefix / "stdout.log"
@@ -322,6 +373,7 @@ class Topology:
                 process.wait(5)
         if self.created:
             asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+            asyncio.run(self._admin(f'DROP ROLE IF EXISTS "{self.app_user}"'))
             self.created = False
 
     async def _admin(self, sql: str) -> None:

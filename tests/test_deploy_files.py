@@ -50,7 +50,10 @@ def _command_exists(argv: list[str]) -> bool:
 
 
 def test_every_compose_setting_is_a_real_setting() -> None:
+    from app.core.config import FILE_SETTINGS
+
     fields = {f"BULWARK_{name.upper()}" for name in Settings.model_fields}
+    fields |= {f"BULWARK_{name.upper()}_FILE" for name in FILE_SETTINGS}
     services = _compose()["services"]
     assert isinstance(services, dict)
     seen = 0
@@ -201,3 +204,105 @@ def _self_signed(cert_path: Path, key_path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
+
+
+def _site() -> str:
+    return (DEPLOY / "nginx" / "bulwark.conf").read_text()
+
+
+def _block(text: str, opening: str) -> str:
+    start = text.index(opening)
+    depth, i = 0, start
+    while True:
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start : i + 1]
+        i += 1
+
+
+def test_the_proxy_never_marks_a_replica_down_for_one_slow_answer() -> None:
+    site = _site()
+    for line in re.findall(r"^\s*server [\w-]+:8080[^;]*;", site, re.M):
+        fails = re.search(r"max_fails=(\d+)", line)
+        assert fails is None or int(fails.group(1)) >= 3 or int(fails.group(1)) == 0, line
+    # A timeout is never a reason to try (and so to count against) a replica.
+    for directive in re.findall(r"proxy_next_upstream\s+([^;]*);", site):
+        assert "timeout" not in directive.split(), directive
+        assert "non_idempotent" not in directive.split(), directive
+
+
+def test_the_proxy_never_replays_verification_on_the_other_replica() -> None:
+    verify = _block(_site(), "location = /v1/audit/verify")
+    assert re.search(r"proxy_next_upstream\s+off;", verify)
+    assert "proxy_ignore_client_abort on" not in verify  # a caller leaving stops the run
+
+
+def test_the_proxy_log_has_no_query_string_and_names_the_request_id() -> None:
+    site = _site()
+    fmt = re.search(r"log_format bulwark_access ((?:'[^']*'\s*)+);", site)
+    assert fmt is not None
+    words = fmt.group(1)
+    assert "$uri" in words and "$bulwark_request_id" in words
+    for leaky in ("$request ", '$request"', "$request_uri", "$args", "$query_string"):
+        assert leaky not in words, leaky
+    public = _block(site, "server {")
+    assert re.search(r"access_log \S+ bulwark_access;", public)
+
+
+SECRET_SETTINGS = ("DATABASE_URL", "RECORDS_URL", "PSEUDONYM_KEY", "METRICS_KEY", "REDIS_URL")
+
+
+def test_compose_passes_secrets_as_files_not_environment_variables() -> None:
+    """Issue 16: the pseudonym key and the database password were environment variables."""
+    for name, service in _services().items():
+        env = service.get("environment") or {}
+        for key, value in env.items():
+            assert not any(key == f"BULWARK_{s}" for s in SECRET_SETTINGS), (name, key)
+            assert "PASSWORD" not in str(value) and "PG_PASSWORD" not in key, (name, key)
+            if str(value).startswith("/run/secrets/"):
+                secret = str(value).removeprefix("/run/secrets/")
+                assert secret in service.get("secrets", []), (name, key)
+    secrets = _compose()["secrets"]
+    assert isinstance(secrets, dict)
+    assert all(set(s) == {"file"} for s in secrets.values()), "secrets come from files"
+
+
+def test_replicas_connect_as_the_append_only_role_and_verify_tls() -> None:
+    replicas = _replicas()
+    assert all(
+        r["environment"]["BULWARK_DATABASE_URL_FILE"] == "/run/secrets/database_url"
+        for r in replicas.values()
+    )
+    migrate = _services()["migrate"]["environment"]
+    assert migrate["BULWARK_DATABASE_URL_FILE"] == "/run/secrets/database_owner_url"
+    postgres = _services()["postgres"]
+    assert "ssl=on" in postgres["command"]
+    init = ROOT / "deploy" / "postgres" / "init-roles.sh"
+    assert "IN ROLE bulwark_app" in init.read_text()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "deploy/config/checkpoint.pem",
+        "deploy/config/ca.pem",
+        "deploy/config/court-key.pem",
+        "deploy/tls/privkey.pem",
+        "deploy/secrets/pseudonym_key",
+        "deploy/secrets/database_url",
+        "deploy/secrets/pg_tls_key.pem",
+        "data/secrets/pseudonym.key",
+        "data/secrets/checkpoint.pem",
+        "bulwark-demo/demo-court-key.pem",
+        "court-key.pem",
+        "topology/topology.json",
+    ],
+)
+def test_gitignore_covers_every_private_key_path(path: str) -> None:
+    done = subprocess.run(
+        ["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT, capture_output=True
+    )
+    assert done.returncode == 0, f"{path} could be committed"

@@ -3,6 +3,7 @@ and nginx in front, started by deploy/local_topology.py; traffic goes through th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -169,3 +170,75 @@ async def test_traffic_through_the_proxy_reaches_both_replicas_and_survives_one(
     finally:
         await conn.close()
     assert left == 0
+
+
+async def _grow_log(info: dict[str, Any], events: int) -> int:
+    """Append ``events`` chained events after the head, straight into the state database."""
+    import datetime as dt
+
+    from app.audit.chain import canonical, chain_hash
+
+    conn = await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, database=info["database"]
+    )
+    try:
+        async with conn.transaction():
+            head = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+            seq, prev = int(head["seq"]), str(head["hash"])
+            now = dt.datetime.now(dt.UTC)
+            rows = []
+            for _ in range(events):
+                seq += 1
+                body = canonical(
+                    {"v": 1, "seq": seq, "ts": now.isoformat(), "kind": "evaluation",
+                     "effect": "deny", "reasons": ["scope.patron"]}
+                )  # fmt: skip
+                digest = chain_hash(prev, body)
+                rows.append((seq, now, "evaluation", "deny", body, prev, digest))
+                prev = digest
+            await conn.copy_records_to_table(
+                "audit_events",
+                records=rows,
+                columns=["seq", "ts", "kind", "effect", "body", "prev_hash", "hash"],
+            )
+            await conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", seq, prev)
+        return seq
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_verifies_of_a_large_log_through_the_proxy_stay_bounded(
+    topology: tuple[subprocess.Popen[bytes], dict[str, Any]],
+) -> None:
+    """Issue 16: twelve auditors verifying a large log at once turned every call into a 502.
+
+    Now the replicas share one incremental run through the state database, the proxy never
+    retries the long request on the other replica nor marks a replica down for it, and the
+    next round verifies only what was appended since.
+    """
+    _, info = topology
+    auditor = auth(info["keys"]["auditor"])
+    head = await _grow_log(info, 200_000)
+    async with httpx.AsyncClient(base_url=info["proxy"], timeout=120) as proxy:
+        first = await asyncio.gather(*(proxy.get("/v1/audit/verify", headers=auditor)
+                                       for _ in range(12)))  # fmt: skip
+        assert [r.status_code for r in first] == [200] * 12, [r.text[:200] for r in first]
+        assert all(r.json()["ok"] and r.json()["events"] == head for r in first)
+        # Both replicas still ready: none was marked down for a slow answer.
+        for replica in info["replicas"]:
+            assert (await proxy.get(f"{replica['url']}/readyz")).status_code == 200
+        grown = await _grow_log(info, 10)
+        started = time.monotonic()
+        second = await asyncio.gather(*(proxy.get("/v1/audit/verify", headers=auditor)
+                                        for _ in range(12)))  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert all(r.status_code == 200 and r.json()["events"] == grown for r in second)
+    conn = await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, database=info["database"]
+    )
+    try:
+        verified = await conn.fetchrow("SELECT seq, lease_owner FROM audit_verified")
+    finally:
+        await conn.close()
+    assert (verified["seq"], verified["lease_owner"]) == (grown, None)
+    print(f"second round of 12 verifies after 10 new events: {elapsed:.3f} s")

@@ -42,6 +42,7 @@ def payload(
     disclosures: list[dict[str, Any]],
     holds: list[dict[str, Any]],
     notices: list[dict[str, Any]],
+    figures: list[dict[str, Any]] | None = None,
 ) -> str:
     """The function's argument: what was assumed, and every row to write."""
     document = {
@@ -56,6 +57,7 @@ def payload(
         "disclosures": disclosures,
         "holds": holds,
         "notices": notices,
+        "figures": figures or [],  # the report's figures of these events (migration 0005)
     }
     return json.dumps(document, default=_json_value, separators=(",", ":"))
 

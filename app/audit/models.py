@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Column, Date, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from app.core.models import UTCDateTime
@@ -39,3 +39,44 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class ReportFigure(SQLModel, table=True):
+    """One published figure of one UTC day, kept as events are appended (app/audit/figures.py).
+
+    ``line`` is the report's row (a verified order's instrument, ``unverified`` or ``none``),
+    ``measure`` what is counted and ``item`` a reason code or category where the measure has
+    one (else ``""``). Written in the transaction of the events it counts, and checked
+    against them by ``bulwark audit verify``.
+    """
+
+    __tablename__ = "report_figures"
+
+    day: dt.date = Field(sa_column=Column(Date, primary_key=True))
+    line: str = Field(sa_column=Column(String(32), primary_key=True))
+    measure: str = Field(sa_column=Column(String(32), primary_key=True))
+    item: str = Field(sa_column=Column(String(64), primary_key=True))
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditVerified(SQLModel, table=True):
+    """How far ``GET /v1/audit/verify`` has verified the chain, and who is verifying now.
+
+    One row. ``(seq, hash)`` is the last event already verified from genesis, so the next
+    verification starts there instead of recomputing the whole log (issue 16); the full
+    recomputation is ``bulwark audit verify``. ``lease_owner``/``lease_until`` make the run
+    single-flight across replicas: only the holder of an unexpired lease verifies.
+    """
+
+    __tablename__ = "audit_verified"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+    verified_at: dt.datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    lease_owner: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    lease_until: dt.datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )

@@ -8,8 +8,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit import service
+from app.audit.incremental import verifier_of
+from app.core.clock import clock_of
 from app.core.deps import Auditor, RuntimeDep
 from app.core.problems import StateUnavailable
+from app.holds.service import sealed_orders
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -22,6 +25,11 @@ class AuditEventOut(BaseModel):
     prev_hash: str
     hash: str
     body: dict[str, Any] = Field(description="The hashed event; patrons only as pseudonyms.")
+    sealed: bool = Field(
+        default=False,
+        description="The event's order is under nondisclosure: its body is withheld until the "
+        "seal ends (`bulwark audit verify` still checks it).",
+    )
 
 
 _HASH = "e7a6dd8fdc8aa1af133340d7da4023bb16909314fb8ac9f8130fe4b4054e6b0d"
@@ -104,6 +112,11 @@ class VerifyOut(BaseModel):
     head: ChainHead
     first_bad_seq: int | None
     problem: str | None = None
+    config_disagreements: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="Configurations (fingerprints of policy, trust store, jurisdictions, "
+        "keys) that alternated in the events just verified: replicas that disagree.",
+    )
 
 
 class CheckpointBody(BaseModel):
@@ -141,6 +154,18 @@ class CheckpointOut(BaseModel):
     public_key: str = Field(description="The deployment's checkpoint public key (PEM).")
 
 
+def _order_of(event: dict[str, Any]) -> tuple[str, str] | None:
+    order = event["body"].get("order")
+    if not isinstance(order, dict):
+        return None
+    iss, jti = order.get("iss"), order.get("jti")
+    return (iss, jti) if isinstance(iss, str) and isinstance(jti, str) else None
+
+
+def _orders(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {key for key in map(_order_of, events) if key is not None}
+
+
 @router.get(
     "/events",
     operation_id="listAuditEvents",
@@ -156,8 +181,13 @@ async def list_events(
     """Events in order, and the cursor for the next page."""
     try:
         events = await service.list_events(runtime.state, after=after, limit=limit)
+        sealed = await sealed_orders(runtime.state, _orders(events), clock_of(runtime).today())
     except Exception:
         raise StateUnavailable() from None
+    for event in events:
+        if _order_of(event) in sealed:
+            # Sealed means sealed: nothing that names the order, for any role, until the date.
+            event["body"], event["sealed"] = {"sealed": True}, True
     next_after = events[-1]["seq"] if len(events) == limit else None
     return AuditPage(events=[AuditEventOut(**e) for e in events], next_after=next_after)
 
@@ -165,16 +195,23 @@ async def list_events(
 @router.get(
     "/verify",
     operation_id="verifyAuditLog",
-    summary="Verify the whole hash chain",
+    summary="Verify the hash chain up to its head",
     response_model=VerifyOut,
 )
 async def verify(runtime: RuntimeDep, caller: Auditor) -> VerifyOut:
-    """Recompute every hash from genesis; `first_bad_seq` names the first broken event."""
+    """Verify the events appended since the last verification, chained to it, up to the head.
+
+    `first_bad_seq` names the first broken event. Concurrent calls share one run, and a run
+    nobody waits for stops; the full recomputation from genesis is `bulwark audit verify`.
+    """
+    verifier = verifier_of(runtime)
     try:
-        result = await service.verify_chain(runtime.state)
+        result = await verifier.verify()
     except Exception:
         raise StateUnavailable() from None
-    return VerifyOut.model_validate(result.as_json())
+    return VerifyOut.model_validate(
+        {**result.as_json(), "config_disagreements": verifier.disagreements}
+    )
 
 
 @router.get(

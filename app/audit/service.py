@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.audit import figures
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
 from app.audit.models import AuditEvent, AuditHead
 
@@ -56,6 +58,7 @@ async def _rows(engine: AsyncEngine, after: int = 0) -> AsyncIterator[Any]:
     """Every event after ``after`` in order, a page at a time (keyset, not offset)."""
     cols = (
         EVENTS.c.seq,
+        EVENTS.c.ts,
         EVENTS.c.kind,
         EVENTS.c.effect,
         EVENTS.c.body,
@@ -93,22 +96,45 @@ def _row_fault(row: Any, expected_seq: int, prev: str) -> str | None:
         or f'"effect":{json.dumps(row.effect)}' not in body
     ):
         return "indexed columns disagree with the hashed body"
+    # Every event since the first release hashes its time; the column must say the same, or
+    # a rewritten ts (which moves an event between report periods) would pass.
+    if f'"ts":"{_stamp(row.ts)}"' not in body:
+        return "the event's time disagrees with the hashed body"
     return None
 
 
+def _stamp(ts: dt.datetime) -> str:
+    """An event time as the writer puts it in the body (UTC, microseconds)."""
+    return ts.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
 async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> VerifyResult:
-    """Verify the whole chain from genesis; stops at the first bad event."""
+    """Verify the whole chain from genesis; stops at the first bad event.
+
+    A whole-chain run also recounts the transparency report's figures from the events and
+    compares them with the stored ones (:mod:`app.audit.figures`).
+    """
     prev, expected, count = GENESIS_HASH, 1, 0
+    counted: Counter[figures.Key] = Counter()
+    first_of_day: dict[dt.date, int] = {}
     async for row in _rows(engine):
         if upto is not None and int(row.seq) > upto:
             break
         fault = _row_fault(row, expected, prev)
         if fault is not None:
             return VerifyResult(False, count, expected - 1, prev, expected, fault)
+        if upto is None and row.kind in figures.KINDS:
+            day = row.ts.astimezone(dt.UTC).date()
+            first_of_day.setdefault(day, expected)
+            for line, measure, item, n in figures.figures_of(
+                row.kind, row.effect, json.loads(row.body)
+            ):
+                counted[(day, line, measure, item)] += n
         prev, expected, count = str(row.hash), expected + 1, count + 1
     if upto is None:
         async with engine.connect() as conn:
             head = (await conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1))).one()
+            found = await figures.stored(conn)
         if int(head.seq) != count or head.hash != prev:
             return VerifyResult(
                 False,
@@ -117,6 +143,16 @@ async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> Verif
                 prev,
                 min(int(head.seq), count) + 1,
                 "the stored head does not match the last event (events removed or added)",
+            )
+        days = figures.disagreeing_days(counted, found)
+        if days:
+            return VerifyResult(
+                False,
+                count,
+                count,
+                prev,
+                first_of_day.get(days[0], count),
+                f"the report's figures for {days[0].isoformat()} disagree with the chain",
             )
     return VerifyResult(True, count, count, prev, None)
 
@@ -214,6 +250,17 @@ async def make_checkpoint(engine: AsyncEngine, key: ec.EllipticCurvePrivateKey) 
 
 class CheckpointInvalid(ValueError):
     """The checkpoint is malformed or its signature does not verify."""
+
+
+def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
+    """The deployment's checkpoint public key from PEM (what GET /v1/audit/checkpoint shows)."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:
+        raise CheckpointInvalid("the public key file is not a PEM public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise CheckpointInvalid("the checkpoint public key must be an EC P-256 key")
+    return key
 
 
 def check_checkpoint_signature(

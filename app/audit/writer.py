@@ -48,6 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit import fastpath
 from app.audit.chain import canonical, chain_hash
+from app.audit.figures import add_figures, batch_rows
+from app.audit.landed import landed
 from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
 from app.core.models import utcnow
@@ -132,8 +134,21 @@ class _Pending:
 class AuditWriter:
     """The single appender of one process; see the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, *, observe: Any = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        observe: Any = None,
+        now: Callable[[], dt.datetime] | None = None,
+        config: dict[str, str] | None = None,
+    ) -> None:
         self._engine = engine
+        # The configuration in force (app/core/config_proof.py), recorded in every event.
+        self._extra: dict[str, Any] = {"config": config} if config else {}
+        # Events are dated by the state database's clock (app.core.clock), shared by every
+        # replica, and never before the event they follow (_stamp).
+        self._now = now or utcnow
+        self._last_ts: dt.datetime | None = None
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._observe = observe  # optional callback(seconds, batch_size) for metrics
@@ -221,37 +236,48 @@ class AuditWriter:
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Appended]:
         head = self._known.head
+        unsure: tuple[_Plan, _Facts] | None = None
         if self._single_statement and head and all(p.entry.apply is None for p in batch):
-            results = await self._commit_single(batch, head)
-            if results is not None:
-                return results
+            outcome = await self._commit_single(batch, head)
+            if isinstance(outcome, list):
+                return outcome
+            unsure = outcome  # the statement failed: it may have committed all the same
             for pending in batch:  # decided on a stale guess: decide again, under the lock
                 pending.refused.clear()
                 pending.uses = None
         self._known.forget()  # learnt again only from what this batch commits
         conn, seq, prev = await self._begin()
         try:
+            if unsure is not None and await landed(conn, unsure[0].seq, unsure[0].hash):
+                # Its reply was lost after the commit: the batch is in the log, once.
+                await conn.rollback()
+                self._known.learn(*unsure)
+                return unsure[0].results
             plan, facts = await self._append(conn, batch, seq, prev)
             await conn.commit()
         except BaseException:
             await self._release()  # rolls back; the next batch starts on a fresh connection
             raise
         self._known.learn(plan, facts)
+        self._last_ts = plan.now
         self.batches["locked"] += 1
         return plan.results
 
     async def _commit_single(
         self, batch: Sequence[_Pending], head: tuple[int, str]
-    ) -> list[Appended] | None:
+    ) -> list[Appended] | tuple[_Plan, _Facts] | None:
         """Append ``batch`` in one statement (see :mod:`app.audit.fastpath`).
 
-        None when the guess was stale or the statement failed: nothing was written, and the
-        caller appends the batch under the lock, which also settles whether the database is
-        reachable at all.
+        None when the guess was stale: nothing was written. The plan sent when the statement
+        failed: it may have committed before its reply was lost (:mod:`app.audit.landed`).
+        Either way the caller then appends the batch under the lock, which also settles
+        whether the database is reachable at all.
         """
         facts = self._known.assume(batch)
         before = dict(facts.uses)
-        plan = await _decide(batch, facts, head[0], head[1], utcnow(), None)
+        plan = await _decide(
+            batch, facts, head[0], head[1], self._stamp(self._last_ts), None, self._extra
+        )
         document = fastpath.payload(
             head=head,
             next_head=(plan.seq, plan.hash),
@@ -264,6 +290,7 @@ class AuditWriter:
             disclosures=plan.disclosures,
             holds=merge_holds(plan.holds),
             notices=plan.notices,
+            figures=batch_rows(plan.events),
         )
         try:
             if self._conn is None:
@@ -278,11 +305,12 @@ class AuditWriter:
                 extra={"error_type": type(exc).__name__},
             )
             await self._release()
-            return None
+            return plan, facts
         if outcome != fastpath.WRITTEN:
             logger.debug("single-statement audit append was stale", extra={"stale": outcome})
             return None
         self._known.learn(plan, facts)
+        self._last_ts = plan.now
         self.batches["single_statement"] += 1
         return plan.results
 
@@ -306,6 +334,11 @@ class AuditWriter:
                 return self._conn, seq, prev
         raise AssertionError("unreachable")
 
+    def _stamp(self, floor: dt.datetime | None) -> dt.datetime:
+        """Now, by the shared clock, but never before ``floor`` (the previous event's time)."""
+        now = self._now()
+        return now if floor is None or now >= floor else floor
+
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -319,9 +352,11 @@ class AuditWriter:
         # Everything the re-checks need, read once for the whole batch (one statement),
         # then decided in order in memory: the cost of a batch hardly grows with its size.
         facts = await _read_facts(conn, batch)
-        plan = await _decide(batch, facts, seq, prev, utcnow(), conn)
+        now = self._stamp(await _ts_of(conn, seq))
+        plan = await _decide(batch, facts, seq, prev, now, conn, self._extra)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
+        await add_figures(conn, batch_rows(plan.events))  # the report's, with their events
         if plan.disclosures:
             await conn.execute(insert(DISCLOSURES), plan.disclosures)
         if plan.holds:
@@ -353,6 +388,7 @@ async def _decide(
     prev: str,
     now: dt.datetime,
     conn: AsyncConnection | None,
+    extra: dict[str, Any] | None = None,
 ) -> _Plan:
     """Re-check each entry against ``facts`` in order and chain its event after ``prev``.
 
@@ -372,7 +408,7 @@ async def _decide(
             await entry.apply(conn)
             facts.applied(entry)
         plan.seq += 1
-        text = canonical(_final_body(pending, plan.seq, now))
+        text = canonical(_final_body(pending, plan.seq, now, extra or {}))
         digest_ = chain_hash(plan.hash, text)
         plan.events.append(
             {
@@ -392,6 +428,16 @@ async def _decide(
         plan.results.append(Appended(plan.seq, digest_, now, tuple(pending.refused), pending.uses))
         plan.hash = digest_
     return plan
+
+
+async def _ts_of(conn: AsyncConnection, seq: int) -> dt.datetime | None:
+    """The time of event ``seq`` (the head), read under the lock: the next may not be earlier."""
+    if seq == 0:
+        return None
+    ts: dt.datetime | None = (
+        await conn.execute(select(EVENTS.c.ts).where(EVENTS.c.seq == seq))
+    ).scalar_one_or_none()
+    return ts
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -578,10 +624,13 @@ def _null_int() -> Any:
     return null().cast(Integer)
 
 
-def _final_body(pending: _Pending, seq: int, now: dt.datetime) -> dict[str, Any]:
+def _final_body(
+    pending: _Pending, seq: int, now: dt.datetime, extra: dict[str, Any]
+) -> dict[str, Any]:
     entry = pending.entry
     body = {
         **entry.body,
+        **extra,
         "seq": seq,
         "ts": now.isoformat(timespec="microseconds"),
         "kind": entry.kind,

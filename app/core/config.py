@@ -6,6 +6,7 @@ Bulwark before it answers a single request (fail closed).
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from functools import cached_property
@@ -14,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 BUNDLED_POLICY = PACKAGE_DIR / "policy" / "default_policy.toml"
@@ -28,6 +31,16 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 
 #: An exact web origin: scheme, host and optional port; nothing else.
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+
+#: Settings that may be read from a file named by ``BULWARK_<NAME>_FILE`` (secrets).
+FILE_SETTINGS = (
+    "database_url",
+    "records_url",
+    "records_api_token",
+    "pseudonym_key",
+    "redis_url",
+    "metrics_key",
+)
 
 #: Values that must never be used as secrets (copied from examples or left as placeholders).
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "test", "example"})
@@ -68,6 +81,13 @@ class Settings(BaseSettings):
     records_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     records_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_records_per_response: int = Field(default=1000, ge=1, le=100_000)
+    cursor_window_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=120,
+        description="Minutes a truncated disclosure's next page can be fetched (never past the "
+        "order's expiry); its records wait encrypted in the state database until then.",
+    )
     trust_store: Path | None = Field(default=None)
     policy: Path = Field(default=BUNDLED_POLICY)
     audience: str = Field(default="bulwark", min_length=1)
@@ -85,6 +105,12 @@ class Settings(BaseSettings):
         default=None,
         description="The deployment's own EC private key for audit checkpoints. Empty: "
         "data_dir/secrets/checkpoint.pem (created by `bulwark db upgrade`).",
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="A PEM bundle of the CAs that sign the state database's, the records "
+        "store's, Redis's (rediss://) and the records API's certificates, for a private CA. "
+        "Empty: the system's trust store. A database URL's own `sslrootcert=` wins.",
     )
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_token_bytes: int = Field(default=16 * 1024, ge=1024, le=64 * 1024)
@@ -142,6 +168,28 @@ class Settings(BaseSettings):
         default=None, description="The scraper's bearer token when BULWARK_METRICS=key."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: object) -> object:
+        """``BULWARK_<NAME>_FILE``: read a secret setting from a file (compose secrets).
+
+        Environment variables leak (``docker inspect``, /proc/<pid>/environ, crash reports);
+        files mounted from a secret store do not. The value set directly wins over the file.
+        """
+        if not isinstance(data, dict):
+            return data
+        for name in FILE_SETTINGS:
+            path = os.environ.get(f"BULWARK_{name.upper()}_FILE")
+            if not path or data.get(name):
+                continue
+            try:
+                data[name] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"BULWARK_{name.upper()}_FILE={path} cannot be read ({exc.strerror})"
+                ) from None
+        return data
+
     @field_validator("jurisdictions", "allowed_algorithms", "cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -168,7 +216,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         raw = value.get_secret_value()
-        if raw.lower() in PLACEHOLDER_SECRETS or len(raw) < 32:
+        if is_weak_secret(raw):
             raise ValueError(
                 "BULWARK_PSEUDONYM_KEY must be at least 32 characters of real randomness "
                 "(for example `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
@@ -194,23 +242,32 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _no_plain_http_records_in_production(self) -> Settings:
-        url = self.records_url
-        if (
-            self.environment == "production"
-            and url.startswith("http://")
-            and not _is_loopback_url(url)
-        ):
-            raise ValueError(
-                "BULWARK_RECORDS_URL uses plain http:// to a remote host; patron records must "
-                "travel over https:// (plain http is accepted only to loopback addresses)"
-            )
+    def _encrypted_transport(self) -> Settings:
+        from app.core.transport import TransportError, check_plaintext, tls_mode
+
+        urls = [
+            ("BULWARK_DATABASE_URL", self.database_url),
+            ("BULWARK_RECORDS_URL", self.records_url),
+            ("BULWARK_REDIS_URL", self.redis_url.get_secret_value() if self.redis_url else ""),
+        ]
+        try:
+            for name, url in urls:
+                if not url:
+                    continue
+                if url.split(":", 1)[0].split("+")[0] in ("postgresql", "postgres", "mysql"):
+                    tls_mode(make_url(url))  # an unknown or plaintext-fallback sslmode
+                if self.environment == "production":
+                    check_plaintext(name, url)
+        except TransportError as exc:
+            raise ValueError(str(exc)) from None
+        except ArgumentError:
+            return self  # not a URL: the engine's own error says so at start
         return self
 
     @model_validator(mode="after")
     def _metrics_key_when_needed(self) -> Settings:
         key = self.metrics_key.get_secret_value() if self.metrics_key else ""
-        if self.metrics == "key" and (key.lower() in PLACEHOLDER_SECRETS or len(key) < 32):
+        if self.metrics == "key" and is_weak_secret(key):
             raise ValueError(
                 "BULWARK_METRICS=key needs BULWARK_METRICS_KEY: at least 32 characters of real "
                 "randomness (for example `openssl rand -base64 32`)"
@@ -220,12 +277,28 @@ class Settings(BaseSettings):
     @cached_property
     def state_url(self) -> str:
         """The state database URL, defaulting to an SQLite file under ``data_dir``."""
-        return self.database_url or f"sqlite:///{(self.data_dir / 'bulwark.db').resolve()}"
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'bulwark.db').resolve()}"
+        return self._with_ca(url)
 
     @cached_property
     def store_url(self) -> str:
         """The records store URL, defaulting to the bundled demo SQLite store."""
-        return self.records_url or f"sqlite:///{(self.data_dir / 'demo-records.db').resolve()}"
+        url = self.records_url or f"sqlite:///{(self.data_dir / 'demo-records.db').resolve()}"
+        return self._with_ca(url)
+
+    def _with_ca(self, url: str) -> str:
+        """A database URL carrying ``sslrootcert`` from BULWARK_TLS_CA_FILE (unless it has one).
+
+        In the URL, the CA reaches every engine built from it: the service's, the CLI's and
+        the migrations'.
+        """
+        if self.tls_ca_file is None or not url.startswith(("postgres", "mysql", "mariadb")):
+            return url
+        parsed = make_url(url)
+        if "sslrootcert" in parsed.query:
+            return url
+        with_ca = parsed.update_query_dict({"sslrootcert": str(self.tls_ca_file)})
+        return with_ca.render_as_string(hide_password=False)
 
     @property
     def secrets_dir(self) -> Path:
@@ -241,11 +314,16 @@ class Settings(BaseSettings):
         return self.signing_key_file or self.secrets_dir / "checkpoint.pem"
 
 
-def _is_loopback_url(url: str) -> bool:
-    from urllib.parse import urlsplit
+def is_weak_secret(raw: str) -> bool:
+    """Too short, a placeholder, or too little variety to be random (32 x 'a', 'abab…').
 
-    host = urlsplit(url).hostname or ""
-    return host in {"localhost", "::1"} or host.startswith("127.")
+    A random secret of 32+ characters (``secrets.token_urlsafe(32)``, ``openssl rand -base64
+    32`` or ``-hex 32``) has well over a dozen distinct characters, none dominating.
+    """
+    if len(raw) < 32 or raw.lower() in PLACEHOLDER_SECRETS:
+        return True
+    most = max(raw.count(c) for c in set(raw))
+    return len(set(raw)) < 12 or most > len(raw) // 4
 
 
 def new_secret() -> str:

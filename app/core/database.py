@@ -7,6 +7,8 @@ that several processes can share one file.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from app.core.files import PRIVATE_FILE, private_dir, tighten
+from app.core.transport import TransportError, driver_tls
 
 ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -33,6 +38,10 @@ class UnsupportedDatabase(ValueError):
     """The URL names a database Bulwark does not support."""
 
 
+class TransportNotEncrypted(ConnectionError):
+    """The server answered without the TLS the connection requires."""
+
+
 def async_url(url: str) -> URL:
     """The asyncio-driver form of an operator's database URL."""
     parsed = make_url(url)
@@ -49,12 +58,51 @@ def dialect_of(url: str) -> str:
     return async_url(url).get_backend_name()
 
 
+#: Query parameters whose values are safe to print; any other value is hidden (api_key,
+#: token, password, sig… and whatever a records API calls its credential).
+SAFE_QUERY = frozenset(
+    {"sslmode", "sslrootcert", "charset", "host", "port", "connect_timeout", "timeout"}
+)
+
+
 def redact(url: str) -> str:
-    """A URL safe to print: the password hidden."""
+    """A URL safe to print: the password and every credential-like query value hidden."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
+        query = urlencode(
+            [
+                (k, v if k.lower() in SAFE_QUERY else "***")
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            ],
+            safe="*/:",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except Exception:  # not a URL at all: say nothing of its content
         return "<unparseable URL>"
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The state file (and its WAL and shared-memory files) 0600, its new directory 0700.
+
+    SQLite creates its files with the process's umask (0644 by default): readable by every
+    user of the machine (issue 16). It gives the -wal and -shm files the main file's mode, so
+    creating the main file 0600 first is enough; files an older release made are tightened.
+    A directory Bulwark did not create keeps its mode (it may be shared, like /tmp); `bulwark
+    db upgrade` makes the data directory itself 0700.
+    """
+    if not path.parent.exists():
+        private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -69,9 +117,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(
-    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, read_only: bool = False
+    url: str,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    read_only: bool = False,
+    state: bool = True,
 ) -> AsyncEngine:
-    """An async engine for ``url`` with Bulwark's connection settings."""
+    """An async engine for ``url`` with Bulwark's connection settings.
+
+    ``state``: an SQLite file is Bulwark's own and is created 0600 (a records store's file is
+    not Bulwark's to create or change).
+    """
     target = async_url(url)
     backend = target.get_backend_name()
     # No pre-ping: it costs round trips on every checkout. A connection that died (a database
@@ -82,7 +138,9 @@ def create_engine(
     kwargs: dict[str, Any] = {"pool_pre_ping": False}
     if backend == "sqlite":
         database = target.database or ""
-        if database and database != ":memory:":
+        if database and database != ":memory:" and state:
+            _private_sqlite_file(Path(database))
+        elif database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         if read_only:
             kwargs["poolclass"] = NullPool
@@ -96,11 +154,45 @@ def create_engine(
             pool_timeout=POOL_TIMEOUT_SECONDS,
             pool_recycle=1800,
         )
+        # TLS from libpq's sslmode/sslrootcert (app/core/transport.py): verified by default
+        # to any host but loopback; the parameters are the drivers' own `ssl` argument, never
+        # passed through (asyncpg took ?sslmode=require as an unknown keyword: TypeError).
+        try:
+            target, mode, context = driver_tls(target, None)
+        except TransportError as exc:
+            raise UnsupportedDatabase(str(exc)) from None
         if backend == "postgresql":
-            kwargs["connect_args"] = {"timeout": 5, "command_timeout": 30}
+            # False, not None: asyncpg's own default ("prefer") would fall back to plaintext.
+            kwargs["connect_args"] = {
+                "timeout": 5,
+                "command_timeout": 30,
+                "ssl": context if context is not None else False,
+            }
         else:
             kwargs["connect_args"] = {"connect_timeout": 5}
+            if context is not None:
+                kwargs["connect_args"]["ssl"] = context
     engine = create_async_engine(target, **kwargs)
     if backend == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif backend == "mysql" and mode != "disable":
+        event.listen(engine.sync_engine, "connect", _mysql_encrypted)
     return engine
+
+
+def _mysql_encrypted(dbapi_connection: Any, _record: Any) -> None:
+    """Refuse a MariaDB/MySQL connection that is not encrypted.
+
+    The MySQL protocol lets a client that asked for TLS carry on in clear when the server
+    does not offer it; that silent fallback is exactly what must not happen.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if not row or not row[1]:
+        raise TransportNotEncrypted(
+            "the MariaDB/MySQL server did not encrypt the connection (TLS was required)"
+        )

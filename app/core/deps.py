@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.callers.models import Role
 from app.callers.service import Caller
+from app.core.clock import clock_of
 from app.core.problems import AuthError, BulwarkError, ForbiddenError, StateUnavailable
 from app.ratelimit import limiter_of
 from app.runtime import Runtime
@@ -54,6 +55,8 @@ async def authenticate(request: Request, credentials: Credentials) -> Caller:
     request.state.caller_key = credentials.credentials
     # Counted after authentication (per caller, shared by replicas): 429 or 503 raise here.
     await limiter_of(runtime).hit(caller)
+    # Nothing is decided on a replica whose clock disagrees with the state database's.
+    await clock_of(runtime).check()
     return caller
 
 

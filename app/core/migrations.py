@@ -76,3 +76,20 @@ async def check_schema(engine: AsyncEngine) -> None:
     head = head_revision()
     if current != head:
         raise SchemaMismatch(current, head)
+
+
+async def foreign_tables(url: str) -> list[str]:
+    """Tables in the database at ``url`` that Bulwark's schema does not define (sorted)."""
+    from sqlalchemy import inspect
+
+    from app.core.database import create_engine
+    from app.core.schema import target_metadata
+
+    ours = set(target_metadata.tables) | {"alembic_version"}
+    engine = create_engine(url, read_only=True)
+    try:
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    finally:
+        await engine.dispose()
+    return sorted(n for n in names if n not in ours)

@@ -134,13 +134,18 @@ class RateLimited(BulwarkError):
 class DeniedError(BulwarkError):
     """A refusal by the order verifier or the policy; carries every applicable reason."""
 
-    def __init__(self, reasons: Sequence[Reason], *, audit_seq: int | None = None) -> None:
+    def __init__(
+        self, reasons: Sequence[Reason], *, audit_seq: int | None = None, banded: bool = False
+    ) -> None:
         super().__init__(
             reasons,
             "The request was refused; see reasons. No record was released.",
             status=403,
             extra={"audit_seq": audit_seq},
         )
+        #: The order is of an instrument the policy publishes only in bands: its reasons are
+        #: not counted one by one in metrics (they would give the exact count away).
+        self.banded = banded
 
 
 class StoreUnavailable(BulwarkError):

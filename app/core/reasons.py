@@ -44,6 +44,7 @@ class Reason(StrEnum):
     SCOPE_PERIOD = "scope.period"
     APPROVAL_MISSING = "approval.missing"
     APPROVAL_INVALID = "approval.invalid"
+    CURSOR_INVALID = "cursor.invalid"
     STORE_UNAVAILABLE = "store.unavailable"
     AUDIT_UNAVAILABLE = "audit.unavailable"
     STATE_UNAVAILABLE = "state.unavailable"
@@ -100,6 +101,10 @@ REASONS: dict[Reason, ReasonInfo] = {
     ),
     Reason.APPROVAL_INVALID: ReasonInfo(
         403, "Counsel's approval is invalid, untrusted, expired or for another order."
+    ),
+    Reason.CURSOR_INVALID: ReasonInfo(
+        403,
+        "The cursor is unknown, already used, expired, or not this caller's or this request's.",
     ),
     Reason.STORE_UNAVAILABLE: ReasonInfo(503, "The records store failed; nothing was released."),
     Reason.AUDIT_UNAVAILABLE: ReasonInfo(

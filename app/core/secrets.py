@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.core.config import Settings, new_secret
+from app.core.config import Settings, is_weak_secret, new_secret
 
 
 class SecretsError(RuntimeError):
@@ -66,8 +66,10 @@ def pseudonym_key(settings: Settings) -> bytes:
     if settings.pseudonym_key is not None:
         return settings.pseudonym_key.get_secret_value().encode("utf-8")
     key = _read_private(settings.pseudonym_key_file, "the pseudonym key").strip()
-    if len(key) < 32:
-        raise SecretsError(f"the pseudonym key in {settings.pseudonym_key_file} is too short")
+    if is_weak_secret(key.decode("utf-8", "replace")):
+        raise SecretsError(
+            f"the pseudonym key in {settings.pseudonym_key_file} is too short or not random"
+        )
     return key
 
 

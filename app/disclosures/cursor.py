@@ -1,78 +1,190 @@
-"""Continuation cursors: signed, so a caller can neither forge nor widen one.
+"""Continuations: one use of an order, one result set, released a page at a time.
 
-A cursor binds the disclosure it continues to the order (iss, jti), the patron's pseudonym,
-the categories and period asked, and each store's own position. It is HMAC-signed with a key
-derived from the instance's pseudonym key, and holds no patron id in clear.
+A permitted disclosure reads every record the use covers when it is spent (the snapshot), and
+answers the first page. What is left is kept server-side, in the state database that every
+replica shares (table ``disclosure_continuations``), encrypted and authenticated (AES-256-GCM,
+a key derived from the instance's pseudonym key; the associated data binds the ciphertext to
+its row). The caller gets a random handle: 32 random bytes, base64url. The handle says
+nothing about the patron, the order or the store, and the database keeps only its SHA-256, so
+someone who reads the state database cannot continue a disclosure either.
+
+A continuation row is bound to:
+
+- the caller whose request spent the use (another key cannot continue it);
+- the request (the patron's pseudonym, categories and period: a digest of them);
+- the order (iss, jti), which is evaluated again on every page, so a revoked or expired order
+  stops its pages;
+- a short window (``BULWARK_CURSOR_WINDOW_MINUTES``, never past the order's ``exp``);
+- one page: claiming a handle deletes its row (the one delete that succeeds wins), and the next
+  page's row, under a new handle, is written in the transaction of the page's audit event.
+
+Records the library adds after the first page are not in the snapshot, so they are never
+released under that use: a later use (a new request, within ``max_uses``) reads them.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import datetime as dt
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import and_, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 from app.core.problems import RequestInvalid
+from app.disclosures.models import Continuation
+
+CONTINUATIONS = Continuation.__table__  # type: ignore[attr-defined]
+
+#: The handle's length in random bytes, and as base64url text without padding.
+HANDLE_BYTES = 32
+HANDLE_CHARS = 43
+
+Remaining = dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
-class CursorState:
+class Binding:
+    """What a continuation is bound to: checked again when it is claimed."""
+
     disclosure_id: str
+    caller_id: int
     iss: str
     jti: str
-    patron: str
-    categories: tuple[str, ...]
-    period: tuple[str, str]
-    positions: dict[str, str]
+    request: str  # request_digest(...)
+    expires_at: dt.datetime
 
 
-class CursorSigner:
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed continuation: the disclosure it continues, its page number and its records."""
+
+    disclosure_id: str
+    page: int
+    remaining: Remaining
+
+
+def request_digest(patron: str, categories: list[str], period: tuple[str, str]) -> str:
+    """A digest of what a request asks for (the patron as its pseudonym)."""
+    text = json.dumps([patron, categories, list(period)], separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_handle(text: str) -> bytes:
+    """The handle's bytes; RequestInvalid when it is not a handle Bulwark could have made."""
+    if len(text) != HANDLE_CHARS:
+        raise RequestInvalid("The cursor is malformed.")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=")
+    except (binascii.Error, ValueError):
+        raise RequestInvalid("The cursor is malformed.") from None
+    if len(raw) != HANDLE_BYTES:
+        raise RequestInvalid("The cursor is malformed.")
+    return raw
+
+
+class Continuations:
+    """Makes, stores and claims continuation handles (see the module docstring)."""
+
     def __init__(self, instance_key: bytes) -> None:
-        self._key = hmac.new(instance_key, b"bulwark cursor v1", hashlib.sha256).digest()
+        key = hmac.new(instance_key, b"bulwark continuation v1", hashlib.sha256).digest()
+        self._aead = AESGCM(key)
 
-    def dump(self, state: CursorState) -> str:
-        payload = json.dumps(
-            {
-                "d": state.disclosure_id,
-                "i": state.iss,
-                "j": state.jti,
-                "p": state.patron,
-                "c": list(state.categories),
-                "r": list(state.period),
-                "s": state.positions,
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode("utf-8")
-        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
-        return _b64(payload) + "." + _b64(mac)
+    def seal(self, binding: Binding, page: int, remaining: Remaining) -> tuple[str, dict[str, Any]]:
+        """A new handle for ``page`` and the row to write for it (with the page's audit event)."""
+        raw = secrets.token_bytes(HANDLE_BYTES)
+        handle = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        key = _row_key(raw)
+        nonce = secrets.token_bytes(12)
+        plain = json.dumps(remaining, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        sealed = self._aead.encrypt(nonce, plain, _aad(key, binding.disclosure_id, page))
+        row = {
+            "handle": key,
+            "disclosure_id": binding.disclosure_id,
+            "page": page,
+            "caller_id": binding.caller_id,
+            "iss": binding.iss,
+            "jti": binding.jti,
+            "request": binding.request,
+            "expires_at": binding.expires_at,
+            "payload": base64.b64encode(nonce + sealed).decode("ascii"),
+        }
+        return handle, row
 
-    def load(self, text: str) -> CursorState:
-        try:
-            payload_text, mac_text = text.split(".")
-            payload, mac = _unb64(payload_text), _unb64(mac_text)
-        except (ValueError, TypeError):
-            raise RequestInvalid("The cursor is malformed.") from None
-        expected = hmac.new(self._key, payload, hashlib.sha256).digest()
-        if not hmac.compare_digest(mac, expected):
-            raise RequestInvalid("The cursor is not one Bulwark issued.")
-        data: dict[str, Any] = json.loads(payload)
-        return CursorState(
-            disclosure_id=str(data["d"]),
-            iss=str(data["i"]),
-            jti=str(data["j"]),
-            patron=str(data["p"]),
-            categories=tuple(data["c"]),
-            period=(str(data["r"][0]), str(data["r"][1])),
-            positions={str(k): str(v) for k, v in data["s"].items()},
+    async def claim(
+        self,
+        engine: AsyncEngine,
+        handle: str,
+        *,
+        caller_id: int,
+        iss: str,
+        jti: str,
+        request: str,
+        now: dt.datetime,
+    ) -> tuple[Claimed, dict[str, Any]] | None:
+        """Take the continuation ``handle`` names, if it is this caller's, this request's,
+        this order's and not expired: its row is deleted, so no one can take it again.
+
+        None when there is no such continuation (unknown, spent, expired, someone else's).
+        Returns the claimed page and the deleted row (to put back if the page then fails).
+        A row that does not match is left alone: a stolen handle cannot spend the owner's page.
+        """
+        key = _row_key(check_handle(handle))
+        match = and_(
+            CONTINUATIONS.c.handle == key,
+            CONTINUATIONS.c.caller_id == caller_id,
+            CONTINUATIONS.c.iss == iss,
+            CONTINUATIONS.c.jti == jti,
+            CONTINUATIONS.c.request == request,
+            CONTINUATIONS.c.expires_at > now,
         )
+        async with engine.begin() as conn:
+            # Expired pages are patron records at rest for no purpose: dropped on every claim.
+            await conn.execute(delete(CONTINUATIONS).where(CONTINUATIONS.c.expires_at <= now))
+            row = (await conn.execute(select(CONTINUATIONS).where(match))).one_or_none()
+            if row is None:
+                return None
+            gone = await conn.execute(delete(CONTINUATIONS).where(match))
+            if gone.rowcount != 1:  # another request claimed it between the two statements
+                return None
+        data = dict(row._mapping)
+        blob = base64.b64decode(data["payload"])
+        try:
+            plain = self._aead.decrypt(
+                blob[:12], blob[12:], _aad(key, data["disclosure_id"], int(data["page"]))
+            )
+        except InvalidTag:
+            return None  # a row altered in the database releases nothing
+        remaining: Remaining = json.loads(plain)
+        return Claimed(str(data["disclosure_id"]), int(data["page"]), remaining), data
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+async def put_back(engine: AsyncEngine, row: dict[str, Any]) -> None:
+    """Restore a claimed row whose page was not released (the audit log failed)."""
+    async with engine.begin() as conn:
+        await conn.execute(insert(CONTINUATIONS), [row])
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def writer(row: dict[str, Any]) -> Any:
+    """An ``Entry.apply`` that writes ``row`` in the transaction of the page's event."""
+
+    async def apply(conn: AsyncConnection) -> None:
+        await conn.execute(insert(CONTINUATIONS), [row])
+
+    return apply
+
+
+def _row_key(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _aad(key: str, disclosure_id: str, page: int) -> bytes:
+    return f"{key}|{disclosure_id}|{page}".encode("ascii")

@@ -27,3 +27,24 @@ class Disclosure(SQLModel, table=True):
     period_to: str = Field(sa_column=Column(String(10), nullable=False))
     record_count: int = Field(sa_column=Column(Integer, nullable=False))
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Continuation(SQLModel, table=True):
+    """The unreleased pages of one use, under one handle (app/disclosures/cursor.py).
+
+    ``handle`` is the SHA-256 of the handle the caller holds; ``payload`` the records left,
+    encrypted and authenticated. Deleted when claimed, and once expired.
+    """
+
+    __tablename__ = "disclosure_continuations"
+    __table_args__ = (Index("ix_disclosure_continuations_expires_at", "expires_at"),)
+
+    handle: str = Field(sa_column=Column(String(64), primary_key=True))
+    disclosure_id: str = Field(sa_column=Column(String(36), nullable=False))
+    page: int = Field(sa_column=Column(Integer, nullable=False))
+    caller_id: int = Field(sa_column=Column(Integer, nullable=False))
+    iss: str = Field(sa_column=Column(String(256), nullable=False))
+    jti: str = Field(sa_column=Column(String(256), nullable=False))
+    request: str = Field(sa_column=Column(String(64), nullable=False))
+    expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))

@@ -48,7 +48,10 @@ async def create_disclosure(
         released = await service.disclose(runtime, caller, body, request.state.request_id)
     except Exception as exc:
         reasons = getattr(exc, "reasons", [])
-        _remember(request, "deny", [str(r) for r in reasons])
+        codes = [str(r) for r in reasons]
+        _remember(
+            request, "deny", [service.BANDED_LABEL] if getattr(exc, "banded", False) else codes
+        )
         raise
     _remember(request, "permit", [])
     return Response(released.body(), media_type="application/json")
@@ -67,7 +70,7 @@ async def evaluate_decision(
 ) -> EvaluationResponse:
     """Evaluate without consuming a use or touching records; recorded as an evaluation."""
     ev, appended = await service.dry_run(runtime, caller, body, request.state.request_id)
-    _remember(request, ev.decision.effect.value, [r.value for r in ev.decision.reasons])
+    _remember(request, ev.decision.effect.value, service.metrics_reasons(runtime, ev))
     return EvaluationResponse(
         decision=DecisionOut.model_validate(decision_json(ev.decision, include_trace=True)),
         audit=AuditRef(seq=appended.seq, hash=appended.hash),

@@ -58,6 +58,8 @@ class DisclosureRequest(BaseModel):
     def _period(self) -> DisclosureRequest:
         if self.to < self.from_:
             raise ValueError("`to` is before `from`")
+        if self.to >= dt.date.max:  # a period ends the day after `to`, which must exist
+            raise ValueError("`to` is too far in the future")
         if len(set(self.categories)) != len(self.categories):
             raise ValueError("a category is listed twice")
         return self

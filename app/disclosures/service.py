@@ -8,20 +8,25 @@ order's use and the disclosure row, in one transaction) is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import and_, select
 
 from app.audit.chain import canonical
 from app.audit.writer import Appended, Entry, UseClaim
 from app.callers.service import Caller
-from app.core.models import utcnow
+from app.core.atrest import sealer_of
+from app.core.clock import clock_of
 from app.core.problems import (
+    AuditUnavailable,
     AuthError,
     BulwarkError,
     DeniedError,
@@ -29,7 +34,14 @@ from app.core.problems import (
     StoreUnavailable,
 )
 from app.core.reasons import Reason, message_of
-from app.disclosures.cursor import CursorState
+from app.disclosures.cursor import (
+    Binding,
+    Claimed,
+    check_handle,
+    put_back,
+    request_digest,
+)
+from app.disclosures.cursor import writer as continuation_writer
 from app.disclosures.schemas import DisclosureRequest
 from app.holds.service import HoldRow, hold_rows
 from app.notices.service import notice_row
@@ -38,9 +50,14 @@ from app.orders.checks import OrderCheck
 from app.orders.models import Category, OrderClaims, OrderUse, Revocation
 from app.policy.decision import AccessRequest, Decision, Effect, Obligations, OrderState, Period
 from app.policy.engine import evaluate
-from app.records.base import Page
+from app.records.base import Record
 from app.records.cursor import CursorInvalid
 from app.runtime import Runtime
+
+logger = logging.getLogger("bulwark.disclosures")
+
+#: The one reason label metrics give a decision about a banded instrument (app.metrics).
+BANDED_LABEL = "banded_instrument"
 
 USES = OrderUse.__table__  # type: ignore[attr-defined]
 REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
@@ -135,8 +152,12 @@ def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> Ap
 
 def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
     """The legal holds an evaluated order places, written with the event that records it."""
-    claims = ev.check.claims if ev.check else None
-    return hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+    # Only a verified order places a hold (signature, claims and validity all checked).
+    claims = ev.check.claims if ev.check and ev.check.verified else None
+    # Stored sealed: the state database alone does not name the patron (app/core/atrest.py).
+    return sealer_of(runtime).seal_rows(
+        hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+    )
 
 
 def _check_categories(runtime: Runtime, categories: list[Category]) -> None:
@@ -224,12 +245,6 @@ def _codes(reasons: tuple[Reason, ...] | list[Reason]) -> list[str]:
     return [r.value for r in reasons]
 
 
-def _raise_refused(appended: Appended) -> None:
-    if Reason.CALLER_UNAUTHENTICATED in appended.refused:
-        raise AuthError()
-    raise DeniedError(list(appended.refused), audit_seq=appended.seq)
-
-
 # --------------------------------------------------------------------------- entry points
 
 
@@ -237,7 +252,7 @@ async def dry_run(
     runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
 ) -> tuple[Evaluated, Appended]:
     """``POST /v1/decisions``: evaluate and record, consume nothing, touch no record."""
-    ev = await evaluate_request(runtime, body, now=utcnow())
+    ev = await evaluate_request(runtime, body, now=clock_of(runtime).now())
     entry = Entry(
         kind="evaluation",
         effect=ev.decision.effect.value,
@@ -254,14 +269,17 @@ async def dry_run(
 async def disclose(
     runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
 ) -> Released:
-    """``POST /v1/disclosures``: the whole path; returns the response body."""
-    cursor = runtime.cursors.load(body.cursor) if body.cursor else None
-    now = utcnow()
-    ev = await evaluate_request(
-        runtime, body, now=now, continuation=cursor is not None, read_state=cursor is not None
-    )
-    if cursor is not None:
-        _check_cursor(cursor, ev, body)
+    """``POST /v1/disclosures``: the whole path; returns the response body.
+
+    A first page spends one use of the order and reads the whole result set (the snapshot);
+    a request with a ``cursor`` continues that snapshot (:func:`_continue`). Whatever fails
+    after the decision is recorded as an ``error`` event before the 5xx answer goes out, and
+    the use is consumed only with the permit event that releases the records.
+    """
+    if body.cursor is not None:
+        return await _continue(runtime, caller, body, request_id)
+    now = clock_of(runtime).now()
+    ev = await evaluate_request(runtime, body, now=now, read_state=False)
     base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))
     holds = _hold(runtime, ev)
     if not ev.decision.permitted:
@@ -270,8 +288,50 @@ async def disclose(
     claims = ev.check.claims if ev.check else None
     if obligations is None or claims is None:  # a permit always has both; fail closed if not
         raise BulwarkError(Reason.INTERNAL)
-    pages = await _read_store(runtime, caller, base, obligations, cursor, holds=holds)
-    return await _release(runtime, caller, ev, claims, base, pages, cursor, holds)
+    async with _on_the_record(runtime, caller, base, "disclosure", holds):
+        snapshot = await _read_store(runtime, obligations)
+        return await _release(runtime, caller, ev, claims, base, snapshot, holds, now)
+
+
+@contextlib.asynccontextmanager
+async def _on_the_record(
+    runtime: Runtime,
+    caller: Caller,
+    base: dict[str, Any],
+    kind: str,
+    holds: tuple[HoldRow, ...] = (),
+) -> AsyncIterator[None]:
+    """Record any failure after a decision as an ``error`` event, then answer 5xx.
+
+    Refusals and an audit log that cannot be written pass through as they are (the first is
+    already on the record, the second cannot be). A store fault is ``store.unavailable``
+    (503); anything else ``internal.error`` (500). Nothing was released and no use consumed:
+    the use is consumed only in the transaction of the event that releases.
+    """
+    try:
+        yield
+    except (DeniedError, AuthError, AuditUnavailable, RequestInvalid):
+        raise
+    except Exception as exc:
+        store = isinstance(exc, StoreUnavailable)
+        reason = Reason.STORE_UNAVAILABLE if store else Reason.INTERNAL
+        if not store:
+            logger.error(
+                "disclosure failed after its decision", extra={"error_type": type(exc).__name__}
+            )
+        appended = await runtime.audit.append(
+            Entry(
+                kind=kind,
+                effect="error",
+                body={**base, "reasons": [reason.value]},
+                caller_id=caller.id,
+                holds=holds,
+            )
+        )
+        if store:
+            detail = exc.detail if isinstance(exc, StoreUnavailable) else None
+            raise StoreUnavailable(detail, audit_seq=appended.seq) from None
+        raise BulwarkError(Reason.INTERNAL, extra={"audit_seq": appended.seq}) from None
 
 
 async def _record_refusal(
@@ -281,60 +341,97 @@ async def _record_refusal(
     reasons: tuple[Reason, ...],
     *,
     holds: tuple[HoldRow, ...] = (),
-) -> None:
+    kind: str = "disclosure",
+) -> NoReturn:
     appended = await runtime.audit.append(
-        Entry(
-            kind="disclosure", effect=Effect.DENY.value, body=base, caller_id=caller.id, holds=holds
-        )
+        Entry(kind=kind, effect=Effect.DENY.value, body=base, caller_id=caller.id, holds=holds)
     )
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
         raise AuthError()
-    raise DeniedError(list(reasons) or [Reason.ORDER_MISSING], audit_seq=appended.seq)
+    raise DeniedError(
+        list(reasons) or [Reason.ORDER_MISSING],
+        audit_seq=appended.seq,
+        banded=_banded(runtime, base.get("order")),
+    )
 
 
-async def _read_store(
-    runtime: Runtime,
-    caller: Caller,
-    base: dict[str, Any],
-    obligations: Obligations,
-    cursor: CursorState | None,
-    *,
-    holds: tuple[HoldRow, ...] = (),
-) -> dict[Category, Page]:
-    """Every permitted category, concurrently; one failure and nothing is released."""
+def _banded(runtime: Runtime, order: Any) -> bool:
+    """Whether an event's order is a verified one of an instrument the policy bands."""
+    if not isinstance(order, dict) or order.get("verified") is not True:
+        return False
+    banded = {i.value for i in runtime.policy.policy.transparency.banded_instruments}
+    return order.get("instrument") in banded
+
+
+def metrics_reasons(runtime: Runtime, ev: Evaluated) -> list[str]:
+    """The reason codes metrics may count for ``ev``: none one by one for a banded instrument."""
+    if _banded(runtime, _order_summary(ev.check)):
+        return [BANDED_LABEL]
+    return [r.value for r in ev.decision.reasons]
+
+
+async def _read_store(runtime: Runtime, obligations: Obligations) -> dict[Category, list[Record]]:
+    """Every record of every permitted category: the use's whole result set.
+
+    Categories are read concurrently; one failure and nothing is released. Each category is
+    read to its end, a page of the store's at a time, so that the use releases exactly what
+    matched when it was spent (later pages come from this snapshot, not from the store).
+    """
     limit = runtime.settings.max_records_per_response
-    positions = cursor.positions if cursor else {}
-    todo = [c for c in obligations.categories if cursor is None or c.value in positions]
+    todo = list(obligations.categories)
 
-    async def fetch(category: Category) -> Page:
-        return await runtime.store.fetch(
-            obligations, category, limit=limit, cursor=positions.get(category.value)
-        )
+    async def fetch(category: Category) -> list[Record]:
+        page = await runtime.store.fetch(obligations, category, limit=limit)
+        records = page.records
+        if page.next_cursor is not None:
+            records = list(records)
+        while page.next_cursor is not None:
+            page = await runtime.store.fetch(
+                obligations, category, limit=limit, cursor=page.next_cursor
+            )
+            records.extend(page.records)
+        return records
 
     try:
         if len(todo) == 1:  # most requests: no tasks to start for one read
-            pages = [await fetch(todo[0])]
+            results = [await fetch(todo[0])]
         else:
             # A task group cancels the other reads as soon as one fails: nothing is released.
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(fetch(c)) for c in todo]
-            pages = [task.result() for task in tasks]
+            results = [task.result() for task in tasks]
     except Exception as exc:
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
         if any(isinstance(e, CursorInvalid) for e in errors):
-            raise RequestInvalid("The cursor does not fit this store.") from None
+            raise StoreUnavailable("The records store's paging failed.") from None
         detail = next((e.detail for e in errors if isinstance(e, StoreUnavailable)), None)
-        appended = await runtime.audit.append(
-            Entry(
-                kind="disclosure",
-                effect="error",
-                body={**base, "reasons": [Reason.STORE_UNAVAILABLE.value]},
-                caller_id=caller.id,
-                holds=holds,
-            )
-        )
-        raise StoreUnavailable(detail, audit_seq=appended.seq) from None
-    return dict(zip(todo, pages, strict=True))
+        raise StoreUnavailable(detail) from None
+    return dict(zip(todo, results, strict=True))
+
+
+def _encode(records: dict[str, list[Record]]) -> str:
+    """Canonical JSON of records read from a store: refused unless every value is sound.
+
+    A value counts as read only once it encodes: finite numbers (no NaN or infinity) and
+    text that is valid Unicode (no lone surrogates, which an HTTP store can send escaped).
+    """
+    try:
+        text = canonical(records)
+        text.encode("utf-8")
+    except (ValueError, TypeError, UnicodeError):
+        raise StoreUnavailable(
+            "The records store answered a value that is not valid data."
+        ) from None
+    return text
+
+
+def _split(
+    snapshot: Mapping[str, list[Record]], limit: int
+) -> tuple[dict[str, list[Record]], dict[str, list[Record]]]:
+    """The next page (at most ``limit`` records per category) and what is left after it."""
+    page = {c: rows[:limit] for c, rows in snapshot.items()}
+    rest = {c: rows[limit:] for c, rows in snapshot.items() if len(rows) > limit}
+    return page, rest
 
 
 async def _release(
@@ -343,32 +440,46 @@ async def _release(
     ev: Evaluated,
     claims: OrderClaims,
     base: dict[str, Any],
-    pages: dict[Category, Page],
-    cursor: CursorState | None,
+    snapshot: dict[Category, list[Record]],
     holds: tuple[HoldRow, ...],
+    now: dt.datetime,
 ) -> Released:
     obligations = ev.decision.obligations
     assert obligations is not None
-    records = {c.value: p.records for c, p in pages.items()}
-    records_json = canonical(records)  # encoded once: for the digest and for the answer
-    positions = {c.value: p.next_cursor for c, p in pages.items() if p.next_cursor}
+    limit = runtime.settings.max_records_per_response
+    records, rest = _split({c.value: rows for c, rows in snapshot.items()}, limit)
+    records_json = _encode(records)  # encoded once: for the digest and for the answer
+    totals = {c.value: len(rows) for c, rows in snapshot.items()}
     disclosure_id = str(uuid.uuid4())
     released = {
         "categories": list(records),
         **obligations.period.as_json(),
         "counts": {k: len(v) for k, v in records.items()},
         "digest": hashlib.sha256(records_json.encode("utf-8")).hexdigest(),
-        "truncated": bool(positions),
+        "truncated": bool(rest),
+        "page": 1,
+        "totals": totals,
     }
-    if cursor is not None:
-        released["continuation_of"] = cursor.disclosure_id
+    handle, apply = None, None
+    if rest:
+        _encode(rest)  # every value of the snapshot is checked before any of it is released
+        binding = Binding(
+            disclosure_id=disclosure_id,
+            caller_id=caller.id,
+            iss=claims.iss,
+            jti=claims.jti,
+            request=_request_digest(ev),
+            expires_at=_window_end(runtime, claims, now),
+        )
+        handle, row = runtime.cursors.seal(binding, 2, rest)
+        apply = continuation_writer(row)
     entry = Entry(
         kind="disclosure",
         effect=Effect.PERMIT.value,
         body={**base, "disclosure_id": disclosure_id, "released": released},
         caller_id=caller.id,
         order=(claims.iss, claims.jti),
-        use=None if cursor else UseClaim(claims.iss, claims.jti, claims.max_uses),
+        use=UseClaim(claims.iss, claims.jti, claims.max_uses),
         disclosure={
             "id": disclosure_id,
             "iss": claims.iss,
@@ -378,43 +489,42 @@ async def _release(
             "categories": json.dumps(list(records)),
             "period_from": obligations.period.start.isoformat(),
             "period_to": obligations.period.end.isoformat(),
-            "record_count": sum(len(v) for v in records.values()),
+            # The whole use: its later pages release the rest of this snapshot, nothing more.
+            "record_count": sum(totals.values()),
         },
         # The hold stands even if the permit is refused under the lock (the order was
-        # evaluated); the patron's notice (on a first page) stands or falls with the permit.
+        # evaluated); the patron's notice stands or falls with the permit.
         holds=holds,
         holds_regardless=True,
-        notice=(
-            None
-            if cursor
-            else notice_row(
-                disclosure_id=disclosure_id,
-                patron_id=ev.access.patron_id,
-                claims=claims,
-                categories=list(records),
-                period=obligations.period,
-                now=utcnow(),
-            )
+        notice=notice_row(
+            disclosure_id=disclosure_id,
+            patron_id=sealer_of(runtime).seal(ev.access.patron_id),
+            claims=claims,
+            categories=list(records),
+            period=obligations.period,
+            now=now,
         ),
+        apply=apply,
     )
     appended = await runtime.audit.append(entry)
     runtime.spent_orders.learn(claims, appended)
     if appended.refused:
-        _raise_refused(appended)
-    next_cursor = None
-    if positions:
-        next_cursor = runtime.cursors.dump(
-            CursorState(
-                disclosure_id=cursor.disclosure_id if cursor else disclosure_id,
-                iss=claims.iss,
-                jti=claims.jti,
-                patron=ev.patron,
-                categories=tuple(c.value for c in ev.access.categories),
-                period=(ev.access.period.start.isoformat(), ev.access.period.end.isoformat()),
-                positions=positions,
-            )
-        )
+        _raise_refused(appended, _banded(runtime, base.get("order")))
     uses = appended.uses if appended.uses is not None else ev.uses
+    return _answer(
+        disclosure_id, ev, claims, max(claims.max_uses - uses, 0), appended, handle, records_json
+    )
+
+
+def _answer(
+    disclosure_id: str,
+    ev: Evaluated,
+    claims: OrderClaims,
+    uses_left: int,
+    appended: Appended,
+    handle: str | None,
+    records_json: str,
+) -> Released:
     envelope = {
         "disclosure_id": disclosure_id,
         "decision": {"effect": "permit", "reasons": [], "policy": ev.decision.policy},
@@ -422,27 +532,127 @@ async def _release(
             "iss": claims.iss,
             "jti": claims.jti,
             "case": claims.case,
-            "uses_left": max(claims.max_uses - uses, 0),
+            "uses_left": uses_left,
         },
-        "truncated": bool(positions),
-        "cursor": next_cursor,
+        "truncated": handle is not None,
+        "cursor": handle,
         "audit": {"seq": appended.seq, "hash": appended.hash},
     }
     return Released(envelope, records_json)
 
 
-def _check_cursor(cursor: CursorState, ev: Evaluated, body: DisclosureRequest) -> None:
-    claims = ev.check.claims if ev.check else None
-    same = (
-        claims is not None
-        and cursor.iss == claims.iss
-        and cursor.jti == claims.jti
-        and cursor.patron == ev.patron
-        and cursor.categories == tuple(c.value for c in body.categories)
-        and cursor.period == (body.from_.isoformat(), body.to.isoformat())
+def _request_digest(ev: Evaluated) -> str:
+    return request_digest(
+        ev.patron,
+        [c.value for c in ev.access.categories],
+        (ev.access.period.start.isoformat(), ev.access.period.end.isoformat()),
     )
-    if not same:
-        raise RequestInvalid("The cursor belongs to another request or order.")
+
+
+def _window_end(runtime: Runtime, claims: OrderClaims, now: dt.datetime) -> dt.datetime:
+    """A continuation's end: the configured window, never past the order's expiry."""
+    window = now + dt.timedelta(minutes=runtime.settings.cursor_window_minutes)
+    return min(window, dt.datetime.fromtimestamp(claims.exp, dt.UTC))
+
+
+async def _continue(
+    runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
+) -> Released:
+    """The next page of a use: the same caller, request and order, once, within the window.
+
+    Audited as a page (kind ``disclosure_page``) of the one disclosure, not as a new permit:
+    no use, no notice, no hold, no disclosure row. The order is evaluated again (a revoked or
+    expired order stops its pages); the records come from the use's snapshot.
+    """
+    assert body.cursor is not None
+    check_handle(body.cursor)  # a malformed cursor is a bad request, before anything else
+    now = clock_of(runtime).now()
+    ev = await evaluate_request(runtime, body, now=now, continuation=True)
+    base = event_body(caller, request_id, ev, _codes(ev.decision.reasons))
+    kind = "disclosure_page"
+    if not ev.decision.permitted:
+        await _record_refusal(runtime, caller, base, ev.decision.reasons, kind=kind)
+    claims = ev.check.claims if ev.check else None
+    if claims is None:
+        raise BulwarkError(Reason.INTERNAL)
+    try:
+        claimed = await runtime.cursors.claim(
+            runtime.state,
+            body.cursor,
+            caller_id=caller.id,
+            iss=claims.iss,
+            jti=claims.jti,
+            request=_request_digest(ev),
+            now=now,
+        )
+    except Exception:
+        raise BulwarkError(Reason.STATE_UNAVAILABLE) from None
+    if claimed is None:
+        refused = {**base, "reasons": [Reason.CURSOR_INVALID.value]}
+        await _record_refusal(runtime, caller, refused, (Reason.CURSOR_INVALID,), kind=kind)
+    page_of, row = claimed
+    try:
+        async with _on_the_record(runtime, caller, base, kind):
+            return await _release_page(runtime, caller, ev, claims, base, page_of, now)
+    except AuditUnavailable:
+        # The page was not released: its continuation is put back for the caller to retry.
+        with contextlib.suppress(Exception):
+            await put_back(runtime.state, row)
+        raise
+
+
+async def _release_page(
+    runtime: Runtime,
+    caller: Caller,
+    ev: Evaluated,
+    claims: OrderClaims,
+    base: dict[str, Any],
+    claimed: Claimed,
+    now: dt.datetime,
+) -> Released:
+    limit = runtime.settings.max_records_per_response
+    records, rest = _split(claimed.remaining, limit)
+    records_json = _encode(records)
+    handle, apply = None, None
+    if rest:
+        binding = Binding(
+            disclosure_id=claimed.disclosure_id,
+            caller_id=caller.id,
+            iss=claims.iss,
+            jti=claims.jti,
+            request=_request_digest(ev),
+            expires_at=_window_end(runtime, claims, now),
+        )
+        handle, row = runtime.cursors.seal(binding, claimed.page + 1, rest)
+        apply = continuation_writer(row)
+    page_id = str(uuid.uuid4())
+    released = {
+        "categories": list(records),
+        "counts": {k: len(v) for k, v in records.items()},
+        "digest": hashlib.sha256(records_json.encode("utf-8")).hexdigest(),
+        "truncated": bool(rest),
+        "page": claimed.page,
+        "continuation_of": claimed.disclosure_id,
+    }
+    entry = Entry(
+        kind="disclosure_page",
+        effect=Effect.PERMIT.value,
+        body={**base, "disclosure_id": page_id, "released": released},
+        caller_id=caller.id,
+        order=(claims.iss, claims.jti),
+        apply=apply,
+    )
+    appended = await runtime.audit.append(entry)
+    if appended.refused:
+        _raise_refused(appended, _banded(runtime, base.get("order")))
+    uses = max(claims.max_uses - ev.uses, 0)
+    return _answer(page_id, ev, claims, uses, appended, handle, records_json)
+
+
+def _raise_refused(appended: Appended, banded: bool) -> NoReturn:
+    if Reason.CALLER_UNAUTHENTICATED in appended.refused:
+        raise AuthError()
+    raise DeniedError(list(appended.refused), audit_seq=appended.seq, banded=banded)
 
 
 def reasons_out(reasons: tuple[Reason, ...]) -> list[dict[str, str]]:

@@ -1,14 +1,20 @@
-"""``GET /healthz`` and ``GET /readyz``: public, no key."""
+"""``GET /healthz`` and ``GET /readyz``: public, no key (readyz's details need an admin key)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.core import migrations
+from app.audit import privileges
+from app.callers.models import Role
+from app.core import config_proof, migrations
+from app.core.clock import clock_of
 from app.core.deps import RuntimeDep
 from app.core.problems import PROBLEM_CONTENT_TYPE, StateUnavailable, problem_responses
 from app.core.reasons import Reason
@@ -26,6 +32,7 @@ class Readiness(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
+                {"status": "ready"},
                 {
                     "status": "ready",
                     "checks": {
@@ -34,14 +41,17 @@ class Readiness(BaseModel):
                         "policy": {"ok": True, "sha256": "801899d11b1d7cf9…"},
                         "store": {"ok": True, "categories": ["circulation", "holds"]},
                         "audit": {"ok": True},
+                        "clock": {"ok": True, "offset_seconds": 0.002, "allowed_seconds": 60},
                     },
-                }
+                },
             ]
         }
     )
 
     status: str
-    checks: dict[str, Any]
+    checks: dict[str, Any] | None = Field(
+        default=None, description="Each check, for a caller with an admin key only."
+    )
 
 
 @router.get(
@@ -69,28 +79,99 @@ async def _store(runtime: Any) -> dict[str, Any]:
     return {"ok": True, "categories": sorted(c.value for c in runtime.store.fields())}
 
 
+async def _clock(runtime: Any) -> dict[str, Any]:
+    clock = clock_of(runtime)
+    try:
+        await clock.refresh()
+    except Exception as exc:
+        return {"ok": False, "detail": f"unreachable ({type(exc).__name__})"}
+    return clock.report()
+
+
+#: Seconds one readiness answer is reused: the checks cost a schema and a store query each,
+#: and /readyz is public, so a flood of calls must not become a flood of queries (issue 16).
+READY_CACHE_SECONDS = 1.0
+
+
+async def _checks(runtime: Any) -> dict[str, Any]:
+    """Every check, at most once a second per process (the answer is shared meanwhile)."""
+    cached = runtime.extras.get("readyz")
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < READY_CACHE_SECONDS:
+        return dict(cached[1])
+    lock = runtime.extras.setdefault("readyz_lock", asyncio.Lock())
+    async with lock:  # concurrent callers wait for the one run instead of starting their own
+        cached = runtime.extras.get("readyz")
+        if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
+            return dict(cached[1])
+        checks = {
+            "state": await _state(runtime),
+            "trust_store": {"ok": True, **runtime.trust.summary()},
+            "policy": {"ok": True, "sha256": runtime.policy.sha256},
+            "store": await _store(runtime),
+            "audit": {"ok": runtime.audit.running},
+            "clock": await _clock(runtime),
+        }
+        checks.update(await extra_checks(runtime))
+        runtime.extras["readyz"] = (time.monotonic(), checks)
+        return dict(checks)
+
+
+async def extra_checks(runtime: Any) -> dict[str, Any]:
+    """Checks added by other modules (the log role's grants, configuration agreement)."""
+    out: dict[str, Any] = {}
+    for name, check in READY_CHECKS.items():
+        try:
+            out[name] = await check(runtime)
+        except Exception as exc:
+            out[name] = {"ok": False, "detail": f"unavailable ({type(exc).__name__})"}
+    return out
+
+
+#: name -> async check(runtime) -> {"ok": bool, ...}; registered by the modules they belong to.
+READY_CHECKS: dict[str, Callable[[Any], Awaitable[dict[str, Any]]]] = {
+    "config": config_proof.readiness,
+    "audit_log": privileges.readiness,
+}
+
+
+async def _is_admin(request: Request, runtime: Any) -> bool:
+    """Whether the caller presented an active admin key (details are for admins only)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        return False
+    try:
+        caller = await runtime.callers.authenticate(key.strip(), live=False)
+    except Exception:
+        return False
+    return bool(caller.role == Role.ADMIN)
+
+
 @router.get(
     "/readyz",
     operation_id="getReadiness",
-    summary="Ready: state database migrated, trust store loaded, store reachable",
+    summary="Ready or not; the checks for an admin key",
     response_model=Readiness,
+    response_model_exclude_none=True,
     responses=problem_responses(503),
 )
-async def readyz(runtime: RuntimeDep) -> Any:
-    """503 problem+json when any dependency is not ready; the process keeps running."""
-    checks = {
-        "state": await _state(runtime),
-        "trust_store": {"ok": True, **runtime.trust.summary()},
-        "policy": {"ok": True, "sha256": runtime.policy.sha256},
-        "store": await _store(runtime),
-        "audit": {"ok": runtime.audit.running},
-    }
+async def readyz(request: Request, runtime: RuntimeDep) -> Any:
+    """Anyone: `{"status": "ready"}`, or 503 problem+json. With an admin key, every check too.
+
+    The checks (state schema, store, clock, trust store and policy fingerprints) are run at
+    most once a second per process and shown only to an admin: an anonymous caller learns
+    whether the replica is ready, nothing else.
+    """
+    checks = await _checks(runtime)
+    admin = await _is_admin(request, runtime) if "authorization" in request.headers else False
     if all(c["ok"] for c in checks.values()):
-        return Readiness(status="ready", checks=checks)
+        return Readiness(status="ready", checks=checks if admin else None)
     failed = [name for name, c in checks.items() if not c["ok"]]
     reasons = [Reason.STORE_UNAVAILABLE] if failed == ["store"] else [Reason.STATE_UNAVAILABLE]
-    error = StateUnavailable(f"Not ready: {', '.join(failed)}.")
+    error = StateUnavailable(f"Not ready: {', '.join(failed)}." if admin else "Not ready.")
     error.reasons = reasons
     body = error.to_problem()
-    body["checks"] = checks
+    if admin:
+        body["checks"] = checks
     return JSONResponse(body, status_code=503, media_type=PROBLEM_CONTENT_TYPE)

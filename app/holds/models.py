@@ -28,9 +28,12 @@ class LegalHold(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     iss: str = Field(sa_column=Column(String(256), nullable=False))
     jti: str = Field(sa_column=Column(String(256), nullable=False))
-    patron_id: str = Field(sa_column=Column(String(128), nullable=False))
+    # Sealed (app/core/atrest.py): the state database alone does not name the patron.
+    patron_id: str = Field(sa_column=Column(String(512), nullable=False))
     categories: str = Field(sa_column=Column(Text, nullable=False))
     period_from: dt.date = Field(sa_column=Column(Date, nullable=False))
     period_to: dt.date = Field(sa_column=Column(Date, nullable=False))
     held_until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    #: The order's ``nondisclosure_until``: before it, nothing naming the order is shown.
+    sealed_until: dt.date | None = Field(default=None, sa_column=Column(Date, nullable=True))

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.atrest import sealer_of
+from app.core.clock import clock_of
 from app.core.deps import HoldReader, RuntimeDep
-from app.core.models import utcnow
 from app.core.problems import StateUnavailable
 from app.holds import service
 
@@ -23,21 +24,31 @@ class HeldOrder(BaseModel):
 
 
 class HoldOut(BaseModel):
-    """Records a purge job must keep: this patron's, in these categories, over this period."""
+    """Records a purge job must keep: this patron's, in these categories, over this period.
+
+    A hold of a sealed order (``sealed``: the court forbids disclosure until a date) names
+    only the patron and the hold's end: keep every record of the patron until then.
+    """
 
     id: int
     patron_id: str
-    categories: list[str]
-    from_: str = Field(alias="from", description="First day of the held period.")
-    to: str = Field(description="Last day of the held period.")
+    sealed: bool = Field(
+        default=False,
+        description="The order is under nondisclosure: categories, period, order and "
+        "created_at are withheld; keep all of the patron's records until held_until.",
+    )
+    categories: list[str] | None
+    from_: str | None = Field(alias="from", description="First day of the held period.")
+    to: str | None = Field(description="Last day of the held period.")
     held_until: str = Field(description="The hold ends then: the order's expiry plus a margin.")
-    order: HeldOrder
-    created_at: str
+    order: HeldOrder | None
+    created_at: str | None
 
 
 EXAMPLE_HOLD: dict[str, Any] = {
     "id": 1,
     "patron_id": "P000123",
+    "sealed": False,
     "categories": ["circulation", "holds"],
     "from": "2026-01-01",
     "to": "2026-06-30",
@@ -75,10 +86,17 @@ async def list_holds(
     patron_id: Annotated[str, StringConstraints(max_length=128)] | None = Query(None),
 ) -> HoldPage:
     """Holds whose end is still to come, by id; expired holds are not listed."""
+    sealer = sealer_of(runtime)
     try:
+        # Holds name patrons sealed (app/core/atrest.py): the lookup seals the id asked for.
         holds = await service.list_holds(
-            runtime.state, now=utcnow(), after=after, limit=limit, patron_id=patron_id
+            runtime.state,
+            now=clock_of(runtime).now(),
+            after=after,
+            limit=limit,
+            patron_id=None if patron_id is None else sealer.seal(patron_id),
         )
+        holds = sealer.open_rows(holds)
     except Exception:
         raise StateUnavailable() from None
     next_after = holds[-1]["id"] if len(holds) == limit else None

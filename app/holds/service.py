@@ -7,7 +7,13 @@ transaction of the event that records the evaluation (:attr:`app.audit.writer.En
 there is never an evaluated order without its hold, nor a hold without its event.
 
 Orders that failed verification place no hold: their claims are the presenter's word, and a
-forged token must not be able to freeze a patron's records or fill this table.
+forged token must not be able to freeze a patron's records or fill this table. An order whose
+signature is good but whose claims failed (expired, not yet valid, too long-lived...) is not
+verified either, and places none.
+
+While the order is sealed (its ``nondisclosure_until`` is still to come) a hold shows only the
+patron and the hold's end (:func:`_sealed_json`): what a purge job needs, nothing that names
+the order.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -43,6 +49,7 @@ class HoldSpec:
     period_from: dt.date
     period_to: dt.date
     held_until: dt.datetime
+    sealed_until: dt.date | None = None
 
 
 def hold_for(claims: OrderClaims, margin_days: int) -> HoldSpec:
@@ -56,6 +63,7 @@ def hold_for(claims: OrderClaims, margin_days: int) -> HoldSpec:
         period_from=claims.scope.from_,
         period_to=claims.scope.to,
         held_until=expires + dt.timedelta(days=margin_days),
+        sealed_until=claims.nondisclosure_until,
     )
 
 
@@ -82,6 +90,7 @@ def spec_rows(spec: HoldSpec) -> tuple[HoldRow, ...]:
             "period_from": spec.period_from,
             "period_to": spec.period_to,
             "held_until": spec.held_until,
+            "sealed_until": spec.sealed_until,
         }
         for patron in spec.patrons
     )
@@ -152,11 +161,40 @@ async def list_holds(
     query = select(HOLDS).where(and_(*cond)).order_by(HOLDS.c.id).limit(limit)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [_hold_json(row) for row in rows]
+    today = now.astimezone(dt.UTC).date()
+    return [
+        _sealed_json(row) if sealed(row.sealed_until, today) else _hold_json(row) for row in rows
+    ]
+
+
+def sealed(sealed_until: dt.date | None, today: dt.date) -> bool:
+    """Whether a court still forbids telling anyone about the order (``nondisclosure_until``)."""
+    return sealed_until is not None and today < sealed_until
+
+
+def _sealed_json(row: Any) -> dict[str, Any]:
+    """A hold of a sealed order: whose records to keep, and until when; nothing else.
+
+    Nothing that names the order (its id, categories, period, when it was presented) is
+    shown to any role while the seal lasts; a purge job keeps every record of the patron
+    until ``held_until``.
+    """
+    return {
+        "id": int(row.id),
+        "patron_id": row.patron_id,
+        "sealed": True,
+        "categories": None,
+        "from": None,
+        "to": None,
+        "held_until": _as_utc(row.held_until).isoformat(),
+        "order": None,
+        "created_at": None,
+    }
 
 
 def _hold_json(row: Any) -> dict[str, Any]:
     return {
+        "sealed": False,
         "id": int(row.id),
         "patron_id": row.patron_id,
         "categories": json.loads(row.categories),
@@ -166,3 +204,22 @@ def _hold_json(row: Any) -> dict[str, Any]:
         "order": {"iss": row.iss, "jti": row.jti},
         "created_at": _as_utc(row.created_at).isoformat(),
     }
+
+
+async def sealed_orders(
+    engine: AsyncEngine, orders: Iterable[tuple[str, str]], today: dt.date
+) -> set[tuple[str, str]]:
+    """Which of ``orders`` (iss, jti) a court has sealed until after ``today``.
+
+    Known from the holds of verified orders (each carries its order's ``nondisclosure_until``).
+    """
+    wanted = sorted(set(orders))
+    if not wanted:
+        return set()
+    query = (
+        select(HOLDS.c.iss, HOLDS.c.jti)
+        .where(and_(tuple_(HOLDS.c.iss, HOLDS.c.jti).in_(wanted), HOLDS.c.sealed_until > today))
+        .distinct()
+    )
+    async with engine.connect() as conn:
+        return {(str(iss), str(jti)) for iss, jti in await conn.execute(query)}

@@ -84,7 +84,9 @@ AUDIT_BATCH_EVENTS = Histogram(
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _EFFECTS = frozenset({"permit", "deny", "error"})
-_REASONS = frozenset(r.value for r in Reason)
+#: Reason codes, and the one label under which decisions about a banded instrument are
+#: counted (exact counts by reason would give away what the report publishes only in bands).
+_REASONS = frozenset(r.value for r in Reason) | {"banded_instrument"}
 _USE_REFUSALS = frozenset({Reason.ORDER_EXHAUSTED.value, Reason.ORDER_REVOKED.value})
 
 #: Label children per (method, route, status): resolving labels costs more than observing,

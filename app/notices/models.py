@@ -23,7 +23,8 @@ class Notice(SQLModel, table=True):
 
     id: str = Field(sa_column=Column(String(36), primary_key=True))
     disclosure_id: str = Field(sa_column=Column(String(36), nullable=False, unique=True))
-    patron_id: str = Field(sa_column=Column(String(128), nullable=False))
+    # Sealed (app/core/atrest.py): the state database alone does not name the patron.
+    patron_id: str = Field(sa_column=Column(String(512), nullable=False))
     iss: str = Field(sa_column=Column(String(256), nullable=False))
     jti: str = Field(sa_column=Column(String(256), nullable=False))
     case: str = Field(sa_column=Column(String(256), nullable=False))

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.atrest import sealer_of
+from app.core.clock import clock_of
 from app.core.deps import Auditor, Notifier, RuntimeDep
 from app.core.problems import StateUnavailable, problem_responses
 from app.notices import service
@@ -83,8 +85,10 @@ class DeliveredOut(BaseModel):
     )
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
+def _today(runtime: Any) -> dt.date:
+    # The state database's date, as every replica sees it: a replica whose clock is fast
+    # must not list a notice before the court's nondisclosure date (issue 16).
+    return clock_of(runtime).today()
 
 
 @router.get(
@@ -99,7 +103,8 @@ async def due(
 ) -> NoticePage:
     """Oldest first. A notice under a court's nondisclosure date is not listed before it."""
     try:
-        notices = await service.due_notices(runtime.state, today=_today(), limit=limit)
+        notices = await service.due_notices(runtime.state, today=_today(runtime), limit=limit)
+        notices = sealer_of(runtime).open_rows(notices)
     except Exception:
         raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})
@@ -120,7 +125,7 @@ async def delivered(notice_id: NoticeId, runtime: RuntimeDep, caller: Notifier) 
         notice_id,
         caller_name=caller.name,
         caller_id=caller.id,
-        today=_today(),
+        today=_today(runtime),
     )
     return DeliveredOut(
         id=result.notice_id,
@@ -148,8 +153,9 @@ async def list_all(
         after = after.replace(tzinfo=dt.UTC)
     try:
         notices = await service.list_notices(
-            runtime.state, today=_today(), after=after, limit=limit
+            runtime.state, today=_today(runtime), after=after, limit=limit
         )
+        notices = sealer_of(runtime).open_rows(notices)
     except Exception:
         raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})

@@ -14,6 +14,7 @@ PostgreSQL the upsert commits without waiting for the disk; see :func:`_pg_upser
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -23,6 +24,7 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.transport import redis_tls_options
 from app.ratelimit.models import RateLimitCounter
 
 LIMITS = RateLimitCounter.__table__  # type: ignore[attr-defined]
@@ -50,7 +52,9 @@ class Counter(Protocol):
 class RedisCounter:
     """Counters in Redis: ``<prefix>:<bucket>:<window>``, expiring after two minutes."""
 
-    def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
+    def __init__(
+        self, url: str, *, prefix: str, timeout: float, tls_ca_file: Path | None = None
+    ) -> None:
         self._prefix = prefix
         # One immediate retry: a pooled connection may have gone stale across a Redis restart.
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
@@ -59,6 +63,8 @@ class RedisCounter:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1),
             max_connections=64,
+            # rediss://: the server's certificate and name verified (app/core/transport.py).
+            **redis_tls_options(url, tls_ca_file),
         )
 
     async def hit(self, bucket: str, window: int, amount: int = 1) -> int:

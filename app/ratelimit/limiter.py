@@ -136,6 +136,7 @@ def build_limiter(settings: Settings, state: AsyncEngine) -> RateLimiter:
             settings.redis_url.get_secret_value(),
             prefix=settings.redis_prefix,
             timeout=HIT_TIMEOUT_SECONDS,
+            tls_ca_file=settings.tls_ca_file,
         )
     else:
         counter = DatabaseCounter(state)

@@ -117,7 +117,7 @@ class SqlRecordsStore:
         self._mapping = mapping
         self._timeout = timeout
         self._dialect = dialect_of(url)
-        self._engine: AsyncEngine = create_engine(url, pool_size=pool_size)
+        self._engine: AsyncEngine = create_engine(url, pool_size=pool_size, state=False)
         _install_statement_timeout(self._engine, self._dialect, timeout)
         # PostgreSQL through asyncpg otherwise wraps every SELECT in BEGIN … ROLLBACK: two
         # extra round trips per fetch for a read that needs no transaction.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Final
 
-from app.transparency.service import CATEGORIES, MEASURES, Figure
+from app.transparency.service import CATEGORIES, MEASURES, WITHHELD, Figure
 
 TITLES: Final = {
     "court_order": "Court orders",
@@ -22,7 +22,7 @@ TITLES: Final = {
     "national_security_letter": "National security letters",
     "informal_request": "Informal requests",
     "none": "Requests without an order",
-    "unrecognised": "Orders naming no known instrument",
+    "unverified": "Orders that failed verification (any instrument claimed)",
 }
 MEASURE_TITLES: Final = {
     "requests": "Requests received",
@@ -84,7 +84,9 @@ def _banding_note(report: dict[str, Any]) -> str:
         return ""
     return (
         f"<p>{', '.join(names)} are reported only in bands of {int(report['band_width'])} "
-        "(for example 0-249), never as exact numbers, as the law may require.</p>"
+        "(for example 0-249), never as exact numbers, as the law may require, and only for a "
+        "calendar half-year (1 January to 30 June, 1 July to 31 December) once it has closed; "
+        "for any other period they are withheld.</p>"
     )
 
 
@@ -119,7 +121,13 @@ def _requests_table(rows: list[dict[str, Any]]) -> str:
 def _released_table(rows: list[dict[str, Any]]) -> str:
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in CATEGORIES)
     body = "".join(
-        _tr(r, [_cell(r, "records_released", r["records_released"][c], c) for c in CATEGORIES])
+        _tr(
+            r,
+            [
+                _cell(r, "records_released", r["records_released"].get(c, WITHHELD), c)
+                for c in CATEGORIES
+            ],
+        )
         for r in rows
     )
     return (
@@ -155,6 +163,8 @@ BAR_WIDTH: Final = 420
 def _lower(value: Figure) -> int:
     # The scale follows the exact counts and the bands' lower ends; a band's box runs on to
     # the chart's edge when its upper end is off the scale.
+    if value == WITHHELD:
+        return 0
     return int(value.split("-")[0]) if isinstance(value, str) else value
 
 
@@ -187,6 +197,8 @@ def _chart(rows: list[dict[str, Any]]) -> str:
 
 
 def _bars(row: dict[str, Any], y: int, scale: int) -> list[str]:
+    if row.get("withheld"):
+        return [f'<text x="{LABEL_WIDTH}" y="{y + 17}">{WITHHELD}</text>']
     if row["banded"]:
         low, high = (int(v) for v in str(row["requests"]).split("-"))
         x0 = LABEL_WIDTH + BAR_WIDTH * min(low / scale, 1)

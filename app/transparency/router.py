@@ -50,6 +50,7 @@ EXAMPLE_REPORT: dict[str, Any] = {
     "generated_at": "2026-07-01T00:00:00+00:00",
     "policy": "9f2c…",
     "band_width": 250,
+    "bands_published": True,
     "instruments": [
         {
             "instrument": "court_order",
@@ -80,6 +81,10 @@ class InstrumentRow(BaseModel):
 
     instrument: str = Field(examples=["court_order"])
     banded: bool
+    withheld: bool = Field(
+        default=False,
+        description="A banded row outside a closed calendar half-year: no figure is given.",
+    )
     requests: Figure
     permitted: Figure
     refused: Figure
@@ -100,6 +105,9 @@ class TransparencyReport(BaseModel):
     generated_at: str
     policy: str = Field(description="sha256 of the policy in force.")
     band_width: int
+    bands_published: bool = Field(
+        description="True only for a closed calendar half-year: banded rows have figures."
+    )
     instruments: list[InstrumentRow]
 
 
@@ -107,6 +115,10 @@ def period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date
     """The report's inclusive date range from the query, with its defaults."""
     end = end or dt.datetime.now(dt.UTC).date()
     start = start or end.replace(month=1, day=1)
+    if end >= dt.date.max:  # the day after it, where the period ends, does not exist
+        raise RequestInvalid(
+            "`to` is too far in the future.", [{"loc": ["query", "to"], "type": "date_range"}]
+        )
     if end < start:
         raise RequestInvalid(
             "`to` is before `from`.", [{"loc": ["query", "to"], "type": "date_order"}]

@@ -1,20 +1,23 @@
-"""The transparency report, computed from the audit log alone.
+"""The transparency report, from the figures the audit writer keeps with the log.
 
-One pass over the ``disclosure`` events whose time falls in the period, a page at a time (the
-log is never loaded whole), counting per instrument: requests received (every
-``POST /v1/disclosures`` is one event), permitted, refused and failed, refusals by reason
-code, and records released by category. Because nothing else is read, the figures are exactly
-what ``GET /v1/audit/events`` shows.
+The figures are counted per UTC day as events are appended, in the same transaction
+(:mod:`app.audit.figures`), so a report sums a few rows per day of its period: its cost does
+not grow with the log. ``bulwark audit verify`` checks them against the chain.
+
+Per row: requests received (every ``POST /v1/disclosures`` without a cursor is one event),
+permitted, refused and failed, refusals by reason code, and records released by category
+(later pages of a disclosure included). A row is the instrument of a **verified** order;
+orders that failed verification are one row, ``unverified``, whatever they claim to be, and
+requests without an order are ``none``.
 
 Banding: the instruments the policy lists in ``[transparency] banded_instruments`` are given
-only as bands of ``band_width`` (``0-249``), never as exact numbers; they are always listed,
-with every reason code and category, so that neither a row nor a key appearing reveals that
-one such request came. The report has no totals across instruments, which would let a reader
-subtract the exact rows from them.
-
-The instrument of a request is the one its order names, verified or not (a request is
-received whatever its order is worth); a request without an order is counted under ``none``,
-one whose order names no known instrument under ``unrecognised``.
+only as bands of ``band_width`` (``0-249``), never as exact numbers, and only for a fixed
+reporting period, a calendar half-year (1 January to 30 June, 1 July to 31 December), once it
+has closed. For any other window their rows are withheld: sliding a window a day at a time
+would otherwise show where a count crosses a band's edge. A banded row lists every reason
+code and category, so that neither a row nor a key appearing reveals that one such request
+came. The report has no totals across rows, which would let a reader subtract the exact rows
+from them.
 """
 
 from __future__ import annotations
@@ -23,28 +26,20 @@ import asyncio
 import csv
 import datetime as dt
 import io
-import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
-from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.audit.models import AuditEvent
+from app.audit.figures import NO_ORDER, ROWS, UNVERIFIED, read_figures
 from app.core.reasons import REASONS, Reason
-from app.orders.models import Category, Instrument
+from app.orders.models import Category
 from app.policy.models import LoadedPolicy
 
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-PAGE: Final = 5000
-NO_ORDER: Final = "none"
-UNRECOGNISED: Final = "unrecognised"
-#: Every row of the report, in this order: the instruments, then requests without one.
-ROWS: Final = (*(i.value for i in Instrument), NO_ORDER, UNRECOGNISED)
-INSTRUMENTS: Final = frozenset(i.value for i in Instrument)
+__all__ = ["NO_ORDER", "ROWS", "UNVERIFIED"]
+
 MEASURES: Final = ("requests", "permitted", "refused", "failed")
 #: The codes a refusal of a disclosure can carry; a banded row lists each of them.
 REFUSAL_CODES: Final = tuple(
@@ -54,17 +49,9 @@ REFUSAL_CODES: Final = tuple(
     or r is Reason.CALLER_UNAUTHENTICATED
 )
 CATEGORIES: Final = tuple(c.value for c in Category)
+WITHHELD: Final = "withheld"
 
 Figure = int | str
-
-
-@dataclass(slots=True)
-class _Tally:
-    """Exact counts for one row, while the log is read."""
-
-    measures: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
-    released: Counter[str] = field(default_factory=Counter)
 
 
 def band(count: int, width: int) -> str:
@@ -73,106 +60,92 @@ def band(count: int, width: int) -> str:
     return f"{low}-{low + width - 1}"
 
 
-def instrument_of(body: dict[str, Any]) -> str:
-    """The report row of an event: its order's instrument, ``none`` or ``unrecognised``."""
-    order = body.get("order")
-    if not isinstance(order, dict):
-        return NO_ORDER
-    instrument = order.get("instrument")
-    return instrument if instrument in INSTRUMENTS else UNRECOGNISED
+def half_year(start: dt.date, end: dt.date) -> bool:
+    """True when ``start``..``end`` is exactly one calendar half-year."""
+    first = dt.date(start.year, 1, 1), dt.date(start.year, 6, 30)
+    second = dt.date(start.year, 7, 1), dt.date(start.year, 12, 31)
+    return (start, end) in (first, second)
 
 
-def count_event(tallies: dict[str, _Tally], effect: str, body: dict[str, Any]) -> None:
-    """Add one disclosure event to its row."""
-    tally = tallies[instrument_of(body)]
-    tally.measures["requests"] += 1
-    if effect == "permit":
-        tally.measures["permitted"] += 1
-        released = body.get("released") or {}
-        for category, n in (released.get("counts") or {}).items():
-            tally.released[str(category)] += int(n)
-    elif effect == "deny":
-        tally.measures["refused"] += 1
-        tally.reasons.update(str(code) for code in body.get("reasons") or ())
-    else:
-        tally.measures["failed"] += 1
+def utc_today() -> dt.date:
+    """Today in UTC: when a half-year has closed (one place, so tests can move it)."""
+    return dt.datetime.now(dt.UTC).date()
 
 
-async def disclosure_events(
-    engine: AsyncEngine, start: dt.datetime, end: dt.datetime
-) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """``(effect, body)`` of each disclosure event with ``start <= ts < end``, in seq order.
-
-    The time index gives the first and last sequence numbers of the period; the events
-    between are then read in windows of :data:`PAGE` sequence numbers on the primary key, and
-    filtered here. Planners left to choose (SQLite without statistics picks the ``kind``
-    index and sorts) made each page rescan the period: quadratic in the log's size.
-    """
-    in_period = and_(EVENTS.c.ts >= start, EVENTS.c.ts < end)
-    async with engine.connect() as conn:
-        low, high = (
-            await conn.execute(
-                select(func.min(EVENTS.c.seq), func.max(EVENTS.c.seq)).where(in_period)
-            )
-        ).one()
-    if low is None:
-        return
-    cols = (EVENTS.c.seq, EVENTS.c.kind, EVENTS.c.effect, EVENTS.c.ts, EVENTS.c.body)
-    for first in range(int(low), int(high) + 1, PAGE):
-        window = and_(EVENTS.c.seq >= first, EVENTS.c.seq < first + PAGE)
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(*cols).where(window).order_by(EVENTS.c.seq))).all()
-        for row in rows:
-            if row.kind == "disclosure" and start <= row.ts < end:
-                yield str(row.effect), json.loads(row.body)
-
-
-def period_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """The UTC instants ``[start 00:00, end + 1 day 00:00)`` of an inclusive date range."""
-    lo = dt.datetime.combine(start, dt.time(), dt.UTC)
-    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
-    return lo, hi
+def publishes_bands(start: dt.date, end: dt.date, today: dt.date) -> bool:
+    """Banded rows are published for a calendar half-year that has closed, and only then."""
+    return half_year(start, end) and end < today
 
 
 async def build_report(
-    engine: AsyncEngine, policy: LoadedPolicy, *, start: dt.date, end: dt.date
+    engine: AsyncEngine,
+    policy: LoadedPolicy,
+    *,
+    start: dt.date,
+    end: dt.date,
+    today: dt.date | None = None,
 ) -> dict[str, Any]:
     """The report for the inclusive UTC date range ``start``..``end``; see the module doc."""
-    tallies = {row: _Tally() for row in ROWS}
-    lo, hi = period_bounds(start, end)
-    async for effect, body in disclosure_events(engine, lo, hi):
-        count_event(tallies, effect, body)
+    async with engine.connect() as conn:
+        figures = await read_figures(conn, start, end)
+    tallies: dict[str, dict[str, Counter[str]]] = {
+        row: {"measures": Counter(), "refused_by_reason": Counter(), "released": Counter()}
+        for row in ROWS
+    }
+    for (row, measure, item), n in figures.items():
+        tally = tallies.get(row)
+        if tally is None:
+            continue
+        if measure in MEASURES:
+            tally["measures"][measure] += n
+        elif measure in ("refused_by_reason", "released"):
+            tally[measure][item] += n
     rules = policy.policy.transparency
     banded = {i.value for i in rules.banded_instruments}
+    published = publishes_bands(start, end, today or utc_today())
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "policy": policy.sha256,
         "band_width": rules.band_width,
+        "bands_published": published,
         "instruments": [
-            _row(name, tallies[name], name in banded, rules.band_width) for name in ROWS
+            _row(name, tallies[name], name in banded, published, rules.band_width) for name in ROWS
         ],
     }
 
 
-def _row(name: str, tally: _Tally, banded: bool, width: int) -> dict[str, Any]:
+def _row(
+    name: str, tally: dict[str, Counter[str]], banded: bool, published: bool, width: int
+) -> dict[str, Any]:
+    measures, reasons, released = tally["measures"], tally["refused_by_reason"], tally["released"]
     if not banded:
         return {
             "instrument": name,
             "banded": False,
-            **{m: tally.measures[m] for m in MEASURES},
-            "refusals_by_reason": dict(sorted(tally.reasons.items())),
-            "records_released": {c: tally.released[c] for c in CATEGORIES},
+            **{m: measures[m] for m in MEASURES},
+            "refusals_by_reason": dict(sorted((k, v) for k, v in reasons.items() if v)),
+            "records_released": {c: released[c] for c in CATEGORIES},
+        }
+    if not published:
+        # Not a closed calendar half-year: nothing of this row, not even a band.
+        return {
+            "instrument": name,
+            "banded": True,
+            "withheld": True,
+            **dict.fromkeys(MEASURES, WITHHELD),
+            "refusals_by_reason": {},
+            "records_released": dict.fromkeys(CATEGORIES, WITHHELD),
         }
     # Every code and category, each a band: a key's presence must say nothing either.
-    codes = sorted({*REFUSAL_CODES, *tally.reasons})
+    codes = sorted({*REFUSAL_CODES, *reasons})
     return {
         "instrument": name,
         "banded": True,
-        **{m: band(tally.measures[m], width) for m in MEASURES},
-        "refusals_by_reason": {code: band(tally.reasons[code], width) for code in codes},
-        "records_released": {c: band(tally.released[c], width) for c in CATEGORIES},
+        **{m: band(measures[m], width) for m in MEASURES},
+        "refusals_by_reason": {code: band(reasons[code], width) for code in codes},
+        "records_released": {c: band(released[c], width) for c in CATEGORIES},
     }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -124,15 +126,22 @@ async def test_inserted_event_is_detected(engine: AsyncEngine, writer: AuditWrit
         prev = (
             await conn.execute(text("SELECT hash FROM audit_events WHERE seq = 4"))
         ).scalar_one()
-    body = canonical({"v": 1, "seq": 5, "kind": "evaluation", "effect": "permit", "ts": "x"})
-    await tamper(
-        engine,
-        "INSERT INTO audit_events (seq, ts, kind, effect, body, prev_hash, hash) "
-        "VALUES (5, CURRENT_TIMESTAMP, 'evaluation', 'permit', :b, :p, :h)",
-        b=body,
-        p=prev,
-        h=chain_hash(prev, body),
-    )
+    # Its time column agrees with its body, so only the chain after it can give it away.
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    stamp = when.isoformat(timespec="microseconds")
+    body = canonical({"v": 1, "seq": 5, "kind": "evaluation", "effect": "permit", "ts": stamp})
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(service.EVENTS).values(
+                seq=5,
+                ts=when,
+                kind="evaluation",
+                effect="permit",
+                body=body,
+                prev_hash=prev,
+                hash=chain_hash(prev, body),
+            )
+        )
     verdict = await service.verify_chain(engine)
     assert (verdict.ok, verdict.first_bad_seq) == (False, 6)
 

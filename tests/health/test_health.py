@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.engine import make_url
 
 from app.runtime import Runtime
+from tests.conftest import auth
 from tests.databases import PG_HOST, PG_PORT, PG_USER
 
 
@@ -17,13 +20,57 @@ async def test_healthz_needs_no_key(client: httpx.AsyncClient) -> None:
     assert r.json() == {"status": "ok"}
 
 
-async def test_readyz_reports_every_dependency(client: httpx.AsyncClient) -> None:
-    r = await client.get("/readyz")
+async def test_readyz_reports_every_dependency_to_an_admin(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    r = await client.get("/readyz", headers=auth(keys["admin"]))
     assert r.status_code == 200, r.text
     checks = r.json()["checks"]
-    assert set(checks) == {"state", "trust_store", "policy", "store", "audit"}
+    assert {"state", "trust_store", "policy", "store", "audit", "clock"} <= set(checks)
     assert checks["trust_store"]["issuers"] == 1
     assert all(c["ok"] for c in checks.values())
+
+
+@pytest.mark.parametrize("who", [None, "requester", "auditor", "unknown"])
+async def test_readyz_tells_anyone_else_ready_or_not_and_nothing_more(
+    client: httpx.AsyncClient, keys: dict[str, str], runtime: Runtime, who: str | None
+) -> None:
+    """Issue 16: readyz revealed trust-store counts, the policy hash and the categories."""
+    headers = {}
+    if who == "unknown":
+        headers = auth("bwk_" + "x" * 40)
+    elif who is not None:
+        headers = auth(keys[who])
+    r = await client.get("/readyz", headers=headers)
+    assert (r.status_code, r.json()) == (200, {"status": "ready"})
+    await _take_down(runtime)
+    runtime.extras.pop("readyz", None)  # the answer is reused for a second
+    try:
+        r = await client.get("/readyz", headers=headers)
+    finally:
+        await _bring_back(runtime)
+    assert r.status_code == 503
+    assert "checks" not in r.json() and r.json()["detail"] == "Not ready."
+
+
+async def test_readyz_runs_its_checks_at_most_once_a_second(
+    client: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.health import router as health
+
+    calls = 0
+    original = health._store
+
+    async def counted(rt: Runtime) -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        return await original(rt)
+
+    monkeypatch.setattr(health, "_store", counted)
+    runtime.extras.pop("readyz", None)
+    answers = await asyncio.gather(*(client.get("/readyz") for _ in range(50)))
+    assert all(r.status_code == 200 for r in answers)
+    assert calls == 1
 
 
 async def _admin_pg(sql: str) -> None:
@@ -62,12 +109,14 @@ async def _bring_back(runtime: Runtime) -> None:
 
 
 async def test_readyz_fails_with_problem_and_recovers(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, keys: dict[str, str]
 ) -> None:
-    assert (await client.get("/readyz")).status_code == 200
+    # An admin's key is known before the state database goes (the key cache holds it).
+    assert (await client.get("/readyz", headers=auth(keys["admin"]))).status_code == 200
     await _take_down(runtime)
+    runtime.extras.pop("readyz", None)  # the answer is reused for a second
     try:
-        r = await client.get("/readyz")
+        r = await client.get("/readyz", headers=auth(keys["admin"]))
         assert r.status_code == 503
         assert r.headers["content-type"].startswith("application/problem+json")
         body = r.json()
@@ -76,5 +125,6 @@ async def test_readyz_fails_with_problem_and_recovers(
         assert (await client.get("/healthz")).status_code == 200  # the process is still up
     finally:
         await _bring_back(runtime)
+    runtime.extras.pop("readyz", None)
     r = await client.get("/readyz")
     assert r.status_code == 200, r.text

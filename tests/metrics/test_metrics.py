@@ -176,3 +176,23 @@ class TestAccess:
     ) -> None:
         with pytest.raises(ValidationError, match="BULWARK_METRICS_KEY"):
             make_settings(metrics="key", metrics_key=key)
+
+
+async def test_refusals_of_banded_instruments_are_not_counted_by_reason(
+    client: httpx.AsyncClient, keys: dict[str, str], order_token: Token
+) -> None:
+    before = await scrape(client)
+    requester = auth(keys["requester"])
+    nsl = order_token(patrons=[DEMO_PATRON], instrument="national_security_letter")
+    for route in ("/v1/disclosures", "/v1/decisions"):
+        r = await client.post(route, json=body(nsl), headers=requester)
+        assert r.status_code in (200, 403)
+    after = await scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    for route in ("/v1/disclosures", "/v1/decisions"):
+        reasons = "bulwark_decision_reasons_total"
+        assert delta(reasons, route=route, reason="order.not_court_issued") == 0
+        assert delta(reasons, route=route, reason="banded_instrument") == 1

@@ -121,6 +121,13 @@ def build_app(upstream: Upstream) -> Any:
         }
         return JSONResponse(bodies[kind])
 
+    async def unsound(request: Request) -> Response:
+        # JSON that Python's parser accepts but that is not data: NaN, an escaped lone surrogate.
+        value = {"nan": "NaN", "infinity": "-Infinity", "surrogate": '"\\ud800 x"'}
+        title = value[request.path_params["kind"]]
+        text = f'[{{"title": {title}, "checked_out": "2026-02-01", "due": "2026-12-31"}}]'
+        return Response(text.encode(), media_type="application/json")
+
     async def big(request: Request) -> Response:
         items = [_loan("2026-02-01", "x" * 100) for _ in range(500)]
         return JSONResponse(items)
@@ -150,6 +157,7 @@ def build_app(upstream: Upstream) -> Any:
         Route("/status/{code:int}/{patron}", status),
         Route("/malformed/{patron}", malformed),
         Route("/shape/{kind}/{patron}", shape),
+        Route("/unsound/{kind}/{patron}", unsound),
         Route("/big/{patron}", big),
         Route("/big-stream/{patron}", big_stream),
         Route("/redirect/{patron}", redirect),

@@ -185,7 +185,8 @@ async def test_page_in_chromium_shows_the_json_figures(
     assert page.headings[:2] == ["Transparency report", "Requests by instrument"]
     assert page.cells == expected_cells(report)
     assert page.cells[("court_order", "permitted", "")] == "1"
-    assert page.cells[("national_security_letter", "requests", "")] == "0-249"
+    # Not a closed calendar half-year: the banded rows are withheld, on the page as in JSON.
+    assert page.cells[("national_security_letter", "requests", "")] == "withheld"
     assert "<svg" in dom.stdout
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 10_000

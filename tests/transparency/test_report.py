@@ -24,11 +24,30 @@ from app.main import create_app
 from app.orders.models import Category, Instrument
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from app.runtime import build_runtime
+from app.transparency import service
 from app.transparency.service import REFUSAL_CODES, band
 from tests.conftest import auth, migrate
 
 Token = Callable[..., str]
 TODAY_RANGE = {"from": "2000-01-01", "to": "2100-12-31"}
+ROW_NAMES = [*(i.value for i in Instrument), "unverified", "none"]
+
+
+def this_half_year() -> dict[str, str]:
+    """The calendar half-year the tests' events fall in (they are written now)."""
+    today = dt.datetime.now(dt.UTC).date()
+    if today.month <= 6:
+        return {"from": f"{today.year}-01-01", "to": f"{today.year}-06-30"}
+    return {"from": f"{today.year}-07-01", "to": f"{today.year}-12-31"}
+
+
+@pytest.fixture
+def half_closed(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """This half-year, with the report's clock moved to the day after it closes."""
+    half = this_half_year()
+    after = dt.date.fromisoformat(half["to"]) + dt.timedelta(days=1)
+    monkeypatch.setattr(service, "utc_today", lambda: after)
+    return half
 
 
 def policy_file(tmp_path: Path, text: str) -> Path:
@@ -117,7 +136,12 @@ def expected_from_events(events: list[dict[str, Any]]) -> dict[str, dict[str, An
         if event["kind"] != "disclosure":
             continue
         order = event["body"]["order"]
-        name = "none" if order is None else order.get("instrument") or "unrecognised"
+        if order is None:
+            name = "none"
+        elif order.get("verified") is True:
+            name = order["instrument"]
+        else:
+            name = "unverified"  # whatever instrument a token that failed verification names
         row = rows.setdefault(name, {"m": Counter(), "reasons": Counter(), "released": Counter()})
         row["m"]["requests"] += 1
         effect = event["effect"]
@@ -131,20 +155,23 @@ def expected_from_events(events: list[dict[str, Any]]) -> dict[str, dict[str, An
 
 
 async def test_report_figures_match_the_audit_events(
-    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+    public: tuple[httpx.AsyncClient, dict[str, str]],
+    order_token: Token,
+    half_closed: dict[str, str],
 ) -> None:
     client, keys = public
     await build_log(client, keys["requester"], order_token)
-    report = (await client.get("/v1/transparency", params=TODAY_RANGE)).json()
+    report = (await client.get("/v1/transparency", params=half_closed)).json()
+    assert report["bands_published"] is True
     expected = expected_from_events(await audit_events(client, keys["auditor"]))
     rows = {row["instrument"]: row for row in report["instruments"]}
-    assert list(rows) == [*(i.value for i in Instrument), "none", "unrecognised"]
+    assert list(rows) == ROW_NAMES
     assert [name for name, row in rows.items() if row["banded"]] == [
         "fisa_order",
         "national_security_letter",
     ]
     assert expected["court_order"]["m"]["permitted"] == 2
-    assert expected["unrecognised"]["m"]["requests"] == 1
+    assert expected["unverified"]["m"]["requests"] >= 1
     for name, row in rows.items():
         want = expected.get(name, {"m": Counter(), "reasons": Counter(), "released": Counter()})
         if row["banded"]:
@@ -188,14 +215,16 @@ def test_band_edges(count: int, expected: str) -> None:
 
 
 async def test_banded_instruments_change_band_exactly_at_the_edge(
-    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
+    public: tuple[httpx.AsyncClient, dict[str, str]],
+    order_token: Token,
+    half_closed: dict[str, str],
 ) -> None:
     client, keys = public
 
     async def nsl_row() -> dict[str, Any]:
         # As an auditor: figures as of now (the public's are cached for a while).
         report = (
-            await client.get("/v1/transparency", params=TODAY_RANGE, headers=auth(keys["auditor"]))
+            await client.get("/v1/transparency", params=half_closed, headers=auth(keys["auditor"]))
         ).json()
         return next(
             r for r in report["instruments"] if r["instrument"] == "national_security_letter"
@@ -326,7 +355,7 @@ async def test_untrusted_values_are_escaped_on_the_page(
     public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
 ) -> None:
     client, keys = public
-    # An unverified order may name any instrument: it is counted as unrecognised, never shown.
+    # An unverified order may name any instrument: it is counted as unverified, never shown.
     token = order_token(instrument="<script>alert(1)</script>", allow_invalid=True)
     r = await client.post(
         "/v1/disclosures", json=disclosure(token), headers=auth(keys["requester"])
@@ -335,7 +364,7 @@ async def test_untrusted_values_are_escaped_on_the_page(
     html = (await client.get("/transparency", params=TODAY_RANGE)).text
     assert "<script" not in html
     report = (await client.get("/v1/transparency", params=TODAY_RANGE)).json()
-    row = next(r for r in report["instruments"] if r["instrument"] == "unrecognised")
+    row = next(r for r in report["instruments"] if r["instrument"] == "unverified")
     assert row["requests"] == 1
 
 
@@ -373,42 +402,29 @@ async def test_cli_report_equals_the_api(
 
 
 async def test_only_events_inside_the_period_count(
-    public: tuple[httpx.AsyncClient, dict[str, str]],
-    order_token: Token,
-    make_settings: Callable[..., Settings],
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token
 ) -> None:
-    from sqlalchemy import text
-
-    from app.core.database import create_engine
-
     client, keys = public
     await build_log(client, keys["requester"], order_token)
     events = [e for e in await audit_events(client, keys["auditor"]) if e["kind"] == "disclosure"]
-    # Move a court-order event from the middle of the log to an earlier day: today's report
-    # must skip it although it lies between today's first and last events; that day counts it.
-    middle = [
-        e for e in events[1:-1] if (e["body"]["order"] or {}).get("instrument") == "court_order"
-    ]
-    moved = middle[len(middle) // 2]
-    engine = create_engine(make_settings().state_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE audit_events SET ts = :ts WHERE seq = :seq"),
-                {"ts": dt.datetime(2020, 5, 5, 12, tzinfo=dt.UTC), "seq": moved["seq"]},
-            )
-    finally:
-        await engine.dispose()
+    today = dt.datetime.now(dt.UTC).date()
 
-    async def court_orders(start: str, end: str) -> int:
-        report = await client.get("/v1/transparency", params={"from": start, "to": end})
+    async def court_orders(start: dt.date, end: dt.date) -> int:
+        params = {"from": start.isoformat(), "to": end.isoformat()}
+        report = await client.get("/v1/transparency", params=params)
         row = next(r for r in report.json()["instruments"] if r["instrument"] == "court_order")
         return int(row["requests"])
 
-    court = sum(1 for e in events if (e["body"]["order"] or {}).get("instrument") == "court_order")
-    assert await court_orders("2020-05-05", "2020-05-05") == 1
-    assert await court_orders("2020-05-06", "2100-12-31") == court - 1
-    assert await court_orders("2020-01-01", "2100-12-31") == court
+    court = sum(
+        1
+        for e in events
+        if (e["body"]["order"] or {}).get("instrument") == "court_order"
+        and e["body"]["order"].get("verified")
+    )
+    day = dt.timedelta(days=1)
+    assert await court_orders(today, today) == court
+    assert await court_orders(today - 10 * day, today - day) == 0
+    assert await court_orders(today + day, today + 10 * day) == 0
 
 
 async def test_public_readers_get_a_cached_report_auditors_a_fresh_one(
@@ -459,3 +475,124 @@ async def test_report_cache_expires_evicts_and_computes_once() -> None:
     await cache.get(("y", "y", "p"), computer("d"), final=True)  # evicts the oldest (key)
     await cache.get(key, computer("e"), final=True)
     assert calls == ["a", "a", "b", "c", "d", "e"]
+
+
+# ------------------------------------------------------------------ issue 15: figures that cannot be gamed
+
+
+def forged_nsl() -> str:
+    """An NSL token signed by a key no trusted issuer holds, naming the trusted court."""
+    from app.orders.issuing import generate_key_pair, issue_order, make_claims
+
+    pem, _ = generate_key_pair("ES256", "cook-2026")  # the court's kid, not the court's key
+    claims = make_claims(instrument="national_security_letter", jurisdiction="US-IL")
+    return issue_order(claims, pem, "cook-2026", "ES256")
+
+
+async def test_forged_nsl_tokens_neither_move_nor_probe_the_band(
+    public: tuple[httpx.AsyncClient, dict[str, str]],
+    order_token: Token,
+    half_closed: dict[str, str],
+) -> None:
+    client, keys = public
+
+    async def rows() -> dict[str, dict[str, Any]]:
+        r = await client.get("/v1/transparency", params=half_closed, headers=auth(keys["auditor"]))
+        return {row["instrument"]: row for row in r.json()["instruments"]}
+
+    # Two real (verified) NSLs: one short of the band's edge at width 3.
+    for _ in range(2):
+        token = order_token(instrument="national_security_letter")
+        r = await client.post(
+            "/v1/disclosures", json=disclosure(token), headers=auth(keys["requester"])
+        )
+        assert r.status_code == 403
+    assert (await rows())["national_security_letter"]["requests"] == "0-2"
+    # Forgeries naming the NSL instrument: the band never flips, so it tells nothing.
+    for _ in range(7):
+        r = await client.post(
+            "/v1/disclosures", json=disclosure(forged_nsl()), headers=auth(keys["requester"])
+        )
+        assert [x["code"] for x in r.json()["reasons"]] == ["order.signature_invalid"]
+        assert (await rows())["national_security_letter"]["requests"] == "0-2"
+    after = await rows()
+    assert after["unverified"]["requests"] == 7  # counted, under no instrument
+
+
+@pytest.mark.parametrize(
+    "window",
+    ["default", "arbitrary", "slid-by-a-day", "half-year-still-open"],
+)
+async def test_banded_rows_are_withheld_outside_closed_half_years(
+    public: tuple[httpx.AsyncClient, dict[str, str]], order_token: Token, window: str
+) -> None:
+    client, keys = public
+    token = order_token(instrument="national_security_letter")
+    await client.post("/v1/disclosures", json=disclosure(token), headers=auth(keys["requester"]))
+    half = this_half_year()
+    start = dt.date.fromisoformat(half["from"])
+    params = {
+        "default": {},
+        "arbitrary": TODAY_RANGE,
+        "slid-by-a-day": {
+            "from": (start + dt.timedelta(days=1)).isoformat(),
+            "to": (dt.date.fromisoformat(half["to"]) + dt.timedelta(days=1)).isoformat(),
+        },
+        "half-year-still-open": half,  # the real clock: this half-year has not closed
+    }[window]
+    for headers in ({}, auth(keys["auditor"])):
+        r = await client.get("/v1/transparency", params=params, headers=headers)
+        report = r.json()
+        assert report["bands_published"] is False
+        for row in report["instruments"]:
+            if row["banded"]:
+                assert row["withheld"] is True
+                assert {row[m] for m in ("requests", "permitted", "refused", "failed")} == {
+                    "withheld"
+                }
+                assert row["refusals_by_reason"] == {}
+                assert set(row["records_released"].values()) == {"withheld"}
+        page = await client.get("/transparency", params=params)
+        assert page.status_code == 200
+        assert 'data-instrument="national_security_letter" data-measure="requests">withheld<' in (
+            page.text
+        )
+
+
+async def test_to_far_in_the_future_is_422(
+    public: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, _ = public
+    for path in ("/v1/transparency", "/transparency"):
+        r = await client.get(path, params={"to": "9999-12-31"})
+        assert r.status_code == 422, path
+        assert [x["code"] for x in r.json()["reasons"]] == ["request.invalid"]
+
+
+async def test_verify_checks_the_figures_against_the_chain(
+    public: tuple[httpx.AsyncClient, dict[str, str]],
+    order_token: Token,
+    make_settings: Callable[..., Settings],
+) -> None:
+    from sqlalchemy import text
+
+    from app.core.database import create_engine
+
+    client, keys = public
+    await build_log(client, keys["requester"], order_token)
+    ok = await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))
+    assert ok.json()["ok"] is True
+    engine = create_engine(make_settings().state_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE report_figures SET count = count + 1 "
+                    "WHERE line = 'court_order' AND measure = 'permitted'"
+                )
+            )
+    finally:
+        await engine.dispose()
+    bad = (await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))).json()
+    assert bad["ok"] is False
+    assert "figures" in bad["problem"]
