@@ -48,7 +48,6 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -563,18 +562,6 @@ def _unavailable(category: Category, exc: BaseException) -> StoreUnavailable:
     )
 
 
-def read_password(settings: Settings) -> str:
-    """The FOLIO password: from ``BULWARK_FOLIO_PASSWORD_FILE`` if set, else the variable."""
-    if settings.folio_password_file is not None:
-        try:
-            return Path(settings.folio_password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MappingError(
-                f"BULWARK_FOLIO_PASSWORD_FILE cannot be read ({type(exc).__name__})"
-            ) from None
-    return settings.folio_password.get_secret_value() if settings.folio_password else ""
-
-
 def library_zone(settings: Settings) -> dt.tzinfo:
     """The library's time zone (``BULWARK_TIMEZONE``), UTC where none is configured."""
     name = getattr(settings, "timezone", None) or "UTC"
@@ -590,7 +577,8 @@ def build_folio_store(
     settings: Settings, mapping: RecordsMapping, client: httpx.AsyncClient
 ) -> FolioRecordsStore:
     """The FOLIO store for ``settings``; refuses to start, naming the setting, when one lacks."""
-    password = read_password(settings)
+    # BULWARK_FOLIO_PASSWORD, or the file BULWARK_FOLIO_PASSWORD_FILE names (app/core/config.py).
+    password = settings.folio_password.get_secret_value() if settings.folio_password else ""
     for name, value in (
         ("BULWARK_FOLIO_TENANT", settings.folio_tenant),
         ("BULWARK_FOLIO_USERNAME", settings.folio_username),

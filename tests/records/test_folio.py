@@ -566,16 +566,17 @@ async def test_settings_are_required(
         build_store(_settings(tmp_path, **values), example(), client)
 
 
-async def test_password_from_a_file(tmp_path: Path, client: httpx.AsyncClient) -> None:
+async def test_password_from_a_file(
+    tmp_path: Path, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret_file = tmp_path / "folio-password"
     secret_file.write_text(PASSWORD + "\n")
-    settings = _settings(
-        tmp_path, folio_tenant=TENANT, folio_username=USERNAME, folio_password_file=secret_file
-    )
+    monkeypatch.setenv("BULWARK_FOLIO_PASSWORD_FILE", str(secret_file))
+    settings = _settings(tmp_path, folio_tenant=TENANT, folio_username=USERNAME)
     store = build_store(settings, example(), client)
     assert isinstance(store, FolioRecordsStore)
     assert store._credentials.password == PASSWORD
-    assert PASSWORD not in repr(store._credentials)
+    assert PASSWORD not in repr(store._credentials) and PASSWORD not in repr(settings)
 
 
 async def test_a_folio_mapping_needs_a_gateway_url(

@@ -27,10 +27,11 @@ Token = Callable[..., str]
 
 @pytest.fixture
 async def setup(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Runtime, Folio, str, Settings]]:
     password_file = tmp_path / "folio-password"
     password_file.write_text(PASSWORD + "\n")
+    monkeypatch.setenv("BULWARK_FOLIO_PASSWORD_FILE", str(password_file))
     with running_folio(**{TENANT: tenant_data()}) as folio:
         # The settings examples/folio/README.md gives, pointed at the fake.
         settings = make_settings(
@@ -38,7 +39,6 @@ async def setup(
             records_mapping=EXAMPLE / "mapping.toml",
             folio_tenant=TENANT,
             folio_username=USERNAME,
-            folio_password_file=password_file,
             records_timeout_seconds=1.0,
             records_connect_timeout_seconds=0.5,
             **({"timezone": "America/Chicago"} if "timezone" in Settings.model_fields else {}),
