@@ -100,6 +100,54 @@ def _serve(settings: Settings) -> None:
     )
 
 
+# --------------------------------------------------------------------------- records
+
+
+@main.group()
+def records() -> None:
+    """The records store."""
+
+
+@records.command("check")
+def records_check() -> None:
+    """Check the mapping against the live store, as start-up does (exit 0, or 1 and why).
+
+    Run it with Bulwark's own settings and account after every upgrade of the library
+    system: it reads only what SELECT on the mapped tables or views allows.
+    """
+    import httpx
+
+    from app.core.database import redact
+    from app.policy.models import PolicyError, load_policy
+    from app.records.mapping import MappingError, load_mapping, validate_against_policy
+    from app.runtime import StartupError, open_records_store
+
+    settings = load_settings()
+    try:
+        policy = load_policy(settings.policy)
+        mapping = load_mapping(settings.records_mapping)
+        validate_against_policy(mapping, policy.policy.forbidden_fields())
+    except (PolicyError, MappingError) as exc:
+        click.echo(f"records check failed: {exc}", err=True)
+        sys.exit(1)
+
+    async def check() -> None:
+        async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as http:
+            store = await open_records_store(settings, mapping, http)
+            await store.close()
+
+    try:
+        _run(check())
+    except StartupError as exc:
+        click.echo(f"records check failed: {exc}", err=True)
+        sys.exit(1)
+    names = ", ".join(c.value for c in mapping.categories)
+    click.echo(
+        f"records store {redact(settings.store_url)} matches {settings.records_mapping} "
+        f"({len(mapping.categories)} categories: {names}; time zone {settings.clock.name})"
+    )
+
+
 # --------------------------------------------------------------------------- db
 
 
@@ -117,9 +165,10 @@ def db() -> None:
 def db_upgrade(allow_foreign_tables: bool) -> None:
     """Migrate the state database to this version, and create missing instance secrets."""
     from app.core import migrations
-    from app.core.database import redact
+    from app.core.database import create_engine, redact
     from app.core.files import private_dir
-    from app.core.secrets import ensure_instance_secrets
+    from app.core.instance import InstanceMismatch, prepare_secrets
+    from app.core.secrets import SecretsError
 
     settings = load_settings()
     private_dir(settings.data_dir)  # state file and secrets: this user's only (0700)
@@ -139,7 +188,19 @@ def db_upgrade(allow_foreign_tables: bool) -> None:
         raise click.ClickException(
             f"could not migrate {redact(settings.state_url)}: {type(exc).__name__}"
         ) from None
-    for path in ensure_instance_secrets(settings):
+
+    async def secrets() -> list[str]:
+        engine = create_engine(settings.state_url)
+        try:
+            return await prepare_secrets(settings, engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        created = _run(secrets())
+    except (InstanceMismatch, SecretsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in created:
         click.echo(f"created {path} (mode 0600)")
     sealed = _run(_seal_at_rest(settings))
     if sealed:
@@ -261,9 +322,14 @@ def _register_order_tools() -> None:
     @click.argument("iss")
     @click.argument("jti")
     @click.option("--reason", required=True, help="Why (recorded in the audit log).")
-    def orders_revoke(iss: str, jti: str, reason: str) -> None:
+    @click.option(
+        "--pre-emptive",
+        is_flag=True,
+        help="Revoke an order Bulwark has never been shown (refused otherwise).",
+    )
+    def orders_revoke(iss: str, jti: str, reason: str, pre_emptive: bool) -> None:
         """Revoke an order; every replica refuses it from now on."""
-        from app.orders.service import revoke_order
+        from app.orders.service import OrderNeverSeen, revoke_order
 
         settings = load_settings()
 
@@ -271,14 +337,24 @@ def _register_order_tools() -> None:
             engine, writer = _state_and_audit(settings)
             try:
                 result = await revoke_order(
-                    writer, iss=iss, jti=jti, reason=reason, by="cli", caller_id=None
+                    writer,
+                    engine,
+                    iss=iss,
+                    jti=jti,
+                    reason=reason,
+                    by="cli",
+                    caller_id=None,
+                    pre_emptive=pre_emptive,
                 )
                 return result.already_revoked
             finally:
                 await writer.close()
                 await engine.dispose()
 
-        already = _run(go())
+        try:
+            already = _run(go())
+        except OrderNeverSeen as exc:
+            raise click.ClickException(f"{exc.detail} ({exc.reasons[0].value})") from None
         click.echo(f"revoked {jti}" + (" (already revoked)" if already else ""))
 
     main.add_command(keys)
@@ -330,9 +406,9 @@ def audit_verify(since: Path | None, public_key: Path | None) -> None:
         engine = create_engine(settings.state_url)
         try:
             if since is None:
-                return await service.verify_chain(engine)
+                return await service.verify_chain(engine, tz=settings.clock.tz)
             document = json.loads(await asyncio.to_thread(since.read_text))
-            return await service.verify_since(engine, document, key())
+            return await service.verify_since(engine, document, key(), settings.clock.tz)
         finally:
             await engine.dispose()
 
@@ -364,6 +440,45 @@ def audit_checkpoint() -> None:
             await engine.dispose()
 
     click.echo(json.dumps(_run(go()), indent=2))
+
+
+@audit.command("public-key")
+@click.option("--fingerprint", is_flag=True, help="Print only the key's SHA-256 fingerprint.")
+def audit_public_key(fingerprint: bool) -> None:
+    """The checkpoint key's public half (PEM), or its SHA-256 fingerprint to pin out of band.
+
+    Give the fingerprint to auditors on paper or another channel the database's administrator
+    does not control: a checkpoint verifies only against the pinned key (docs/auditors.md).
+    """
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    from app.core.secrets import SecretsError, checkpoint_key
+
+    try:
+        public = checkpoint_key(load_settings()).public_key()
+    except SecretsError as exc:
+        raise click.ClickException(str(exc)) from None
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if fingerprint:
+        click.echo(hashlib.sha256(der).hexdigest())
+        return
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    click.echo(pem.decode("ascii"), nl=False)
+
+
+def _register_log_tools() -> None:
+    from app.audit.log_cli import register
+
+    register(main, audit)
+
+
+_register_log_tools()
 
 
 @audit.command("export")
@@ -443,14 +558,18 @@ def report_transparency(
     except PolicyError as exc:
         raise click.ClickException(f"policy invalid: {exc}") from None
     try:
-        first, last = period(start.date() if start else None, end.date() if end else None)
+        first, last = period(
+            start.date() if start else None, end.date() if end else None, settings.clock
+        )
     except RequestInvalid:
         raise click.ClickException("--to is before --from") from None
 
     async def go() -> dict[str, Any]:
         engine = create_engine(settings.state_url)
         try:
-            return await service.build_report(engine, policy, start=first, end=last)
+            return await service.build_report(
+                engine, policy, start=first, end=last, today=settings.clock.today()
+            )
         finally:
             await engine.dispose()
 

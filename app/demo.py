@@ -23,6 +23,11 @@ DEMO_ISSUER = "https://courts.example/demo-county"
 DEMO_COURT = "Demo County Circuit Court (fictional)"
 DEMO_JURISDICTION = "US-DM"
 DEMO_KID = "demo-court-2026"
+#: The library's own keys in the demo (docs/trust.md): the records custodian, who transcribes
+#: paper orders, and counsel, who approves them. Fictional, like everything in the demo.
+DEMO_CUSTODIAN = ("https://library.example/demo-custodian", "demo-custodian-2026")
+DEMO_COUNSEL = ("https://library.example/demo-counsel", "demo-counsel-2026")
+DEMO_PAPER = "demo-paper-order.txt"
 #: Settings the demo fixes itself; any of them set in the environment means "not a demo".
 GUARDED = (
     "BULWARK_DATABASE_URL",
@@ -121,15 +126,40 @@ def _issuer(settings: Settings) -> bytes:
     )
 
     key_file = settings.data_dir / "demo-court-key.pem"
+    custodian_file = settings.data_dir / "demo-custodian-key.pem"
+    counsel_file = settings.data_dir / "demo-counsel-key.pem"
+    paper = settings.data_dir / DEMO_PAPER
     assert settings.trust_store is not None
-    if key_file.exists() and settings.trust_store.exists():
+    made = (key_file, custodian_file, counsel_file, settings.trust_store, paper)
+    if all(path.exists() for path in made):
         return key_file.read_bytes()
-    for stale in (key_file, settings.trust_store):
+    for stale in made:
         stale.unlink(missing_ok=True)
     pem, jwk = generate_key_pair("ES256", DEMO_KID)
     write_private_key(key_file, pem)
     merge_issuer_into_trust_store(
         settings.trust_store, DEMO_ISSUER, DEMO_COURT, [DEMO_JURISDICTION], jwk
+    )
+    for path, (iss, kid), section, role, name in (
+        (custodian_file, DEMO_CUSTODIAN, "issuers", "custodian", "Demo library custodian"),
+        (counsel_file, DEMO_COUNSEL, "counsel", None, "Demo library counsel"),
+    ):
+        private, public = generate_key_pair("ES256", kid)
+        write_private_key(path, private)
+        merge_issuer_into_trust_store(
+            settings.trust_store,
+            iss,
+            name,
+            [DEMO_JURISDICTION],
+            public,
+            section="counsel" if section == "counsel" else "issuers",
+            role=role,
+        )
+    # What the custodian scans: a stand-in for the court's signed paper order.
+    paper.write_text(
+        "Demo County Circuit Court (fictional)\nCase DEMO-2026-CR-0002: order for the "
+        "circulation and holds records of the patron named in the sealed schedule, 2026-01-01 "
+        "to 2026-06-30, on good cause shown. Signed by the (fictional) judge.\n"
     )
     return pem
 

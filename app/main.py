@@ -10,6 +10,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.apidocs import router as apidocs_router
+from app.audit.log_router import api_router as log_api
+from app.audit.log_router import public_router as log_public
 from app.audit.router import router as audit_router
 from app.core.config import Settings
 from app.core.deps import authenticate
@@ -27,9 +30,12 @@ from app.core.problems import (
     problem_responses,
 )
 from app.core.reasons import Reason
+from app.counsel import router as counsel_router
 from app.disclosures.router import router as disclosures_router
 from app.health.router import router as health_router
 from app.holds.router import router as holds_router
+from app.idempotency import IdempotencyMiddleware
+from app.idempotency.middleware import document_header
 from app.metrics import observe_request
 from app.metrics.router import metrics_router
 from app.notices.router import router as notices_router
@@ -59,6 +65,11 @@ TAGS = [
         "description": "The transparency report; public when the policy publishes it.",
     },
     {"name": "notices", "description": "Patron notices after a disclosure (notifier)."},
+    {
+        "name": "log",
+        "description": "The audit log's Merkle tree: signed checkpoints, proofs, receipts, "
+        "tiles and witnesses' cosignatures (hashes only, never an event).",
+    },
     {"name": "legal holds", "description": "Records that purge jobs must keep."},
 ]
 
@@ -91,6 +102,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # /docs is served from the fastapi-offline package's files (app/apidocs), never a CDN.
+        docs_url=None,
+        redoc_url=None,
         # The body-size limit answers 413 on any route, before routing.
         responses=problem_responses(413, 500),
     )
@@ -102,11 +116,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             CORSMiddleware,
             allow_origins=sorted(settings.cors_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
-            expose_headers=["X-Request-Id", "Retry-After"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id", "Idempotency-Key"],
+            expose_headers=["X-Request-Id", "Retry-After", "Idempotent-Replayed"],
             allow_credentials=False,
             max_age=600,
         )
+    # Inside the request-context middleware: the body is capped, the request id set and the
+    # security headers added before an answer is kept or replayed.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, observe=observe_request
     )
@@ -119,13 +136,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     for router in (disclosures_router, orders_router, audit_router, policy_router):
         v1.include_router(router)
-    for router in (notices_router, holds_router):
+    for router in (notices_router, holds_router, log_api):
         v1.include_router(router)
     app.include_router(v1)
     app.include_router(health_router)
+    app.include_router(apidocs_router)
+    app.include_router(counsel_router)  # checks its admin caller itself (Basic or Bearer)
     # The transparency report checks its readers itself: the policy may make it public.
     app.include_router(transparency_api)
     app.include_router(transparency_page)
+    app.include_router(log_public)
     metrics = metrics_router(settings)
     if metrics is not None:
         app.include_router(metrics)
@@ -169,6 +189,7 @@ def _with_problem_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
+        document_header(schema)
         for path in schema["paths"].values():
             for operation in path.values():
                 for status, response in operation.get("responses", {}).items():

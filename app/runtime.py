@@ -25,6 +25,7 @@ from app.core.clock import StateClock
 from app.core.config import Settings
 from app.core.config_proof import ConfigFileUnsafe, ConfigFingerprint, check_config_files
 from app.core.database import create_engine, redact
+from app.core.problems import StoreUnavailable
 from app.core.transport import http_verify
 from app.disclosures.cursor import Continuations
 from app.metrics import MeasuredStore, observe_audit_append
@@ -36,6 +37,7 @@ from app.policy.models import LoadedPolicy, PolicyError, load_policy
 from app.records.base import RecordsStore
 from app.records.factory import build_store
 from app.records.mapping import MappingError, RecordsMapping, load_mapping, validate_against_policy
+from app.records.sql_schema import StoreLoginError
 
 logger = logging.getLogger("bulwark.runtime")
 
@@ -104,6 +106,7 @@ async def build_runtime(settings: Settings) -> Runtime:
     try:
         pseudonym_key = secrets.pseudonym_key(settings)
         checkpoint_key = secrets.checkpoint_key(settings)
+        log = tlog_config(settings, policy)  # the Merkle tree's signer and witnesses
     except secrets.SecretsError as exc:
         raise StartupError(str(exc)) from None
     state = create_engine(settings.state_url)
@@ -118,9 +121,10 @@ async def build_runtime(settings: Settings) -> Runtime:
     clock = StateClock(state, skew_seconds=policy.policy.clock_skew_seconds)
     try:
         await _prepare_state(settings, state)
+        await _check_instance(settings, state, pseudonym_key, checkpoint_key)
         await _measure_clock(settings, clock)
         sealer = await _seal_at_rest(settings, state, pseudonym_key)
-        store = await _open_store(settings, mapping, http)
+        store = await open_records_store(settings, mapping, http)
     except BaseException:
         await http.aclose()
         await state.dispose()
@@ -148,7 +152,11 @@ async def build_runtime(settings: Settings) -> Runtime:
         checkpoint_key=checkpoint_key,
     )
     audit = AuditWriter(
-        state, observe=observe_audit_append, now=clock.now, config=fingerprint.as_json()
+        state,
+        observe=observe_audit_append,
+        now=clock.now,
+        config=fingerprint.as_json(),
+        tz=settings.clock.tz,
     )
     audit.start()
     return Runtime(
@@ -166,8 +174,22 @@ async def build_runtime(settings: Settings) -> Runtime:
         checkpoint_key=checkpoint_key,
         cursors=Continuations(pseudonym_key),
         approvals=approvals,
-        extras={"clock": clock, "sealer": sealer, "config_fingerprint": fingerprint},
+        extras={
+            "clock": clock,
+            "sealer": sealer,
+            "config_fingerprint": fingerprint,
+            "audit.log": log,
+        },
     )
+
+
+def tlog_config(settings: Settings, policy: LoadedPolicy) -> Any:
+    """The audit log's checkpoint signer and the witnesses the policy names."""
+    from app.audit import notes, tlog
+
+    signer = notes.log_signer(settings.log_name, secrets.log_key(settings))
+    rules = policy.policy.log
+    return tlog.LogConfig.build(signer, rules.witnesses, rules.required_witnesses)
 
 
 async def _prepare_state(settings: Settings, state: AsyncEngine) -> None:
@@ -209,6 +231,18 @@ async def _measure_clock(settings: Settings, clock: StateClock) -> None:
         ) from None
 
 
+async def _check_instance(
+    settings: Settings, state: AsyncEngine, pseudonym: bytes, checkpoint: ec.EllipticCurvePrivateKey
+) -> None:
+    # The secrets must be the ones the state was made with (app/core/instance.py).
+    from app.core.instance import InstanceMismatch, check_binding
+
+    try:
+        await check_binding(settings, state, pseudonym, checkpoint)
+    except InstanceMismatch as exc:
+        raise StartupError(str(exc)) from None
+
+
 async def _upgrade_in_place(state: AsyncEngine) -> None:
     from alembic import command
 
@@ -221,18 +255,33 @@ async def _upgrade_in_place(state: AsyncEngine) -> None:
         await conn.run_sync(run)
 
 
-async def _open_store(
+async def open_records_store(
     settings: Settings, mapping: RecordsMapping, http: httpx.AsyncClient
 ) -> RecordsStore:
+    """The configured store, checked against ``mapping`` (``bulwark records check`` too).
+
+    StartupError names what is wrong: the login, the database, the table or view, the column
+    and what to do; "unreachable" only when the store cannot be reached at all.
+    """
     store = build_store(settings, mapping, http)
     try:
         await store.validate()
+    except StoreLoginError as exc:
+        await store.close()
+        raise StartupError(f"records store {redact(settings.store_url)}: {exc}") from None
     except MappingError as exc:
         await store.close()
         raise StartupError(f"records mapping does not match the store: {exc}") from None
+    except StoreUnavailable as exc:
+        await store.close()
+        raise StartupError(
+            f"records store {redact(settings.store_url)} unreachable: {exc.detail} Check "
+            "BULWARK_RECORDS_URL and that the server is up and reachable from here"
+        ) from None
     except Exception as exc:
         await store.close()
         raise StartupError(
-            f"records store {redact(settings.store_url)} unreachable ({type(exc).__name__})"
+            f"records store {redact(settings.store_url)} could not be checked "
+            f"({type(exc).__name__})"
         ) from None
     return store

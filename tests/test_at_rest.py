@@ -25,7 +25,6 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select, text
 
 from app.audit import service as audit_service
-from app.audit.writer import AuditWriter, Entry
 from app.cli import main
 from app.core import migrations
 from app.core.atrest import PREFIX, PatronSealer, SealBroken, clear_ids_left
@@ -38,6 +37,7 @@ from app.notices.models import Notice
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, build_runtime
 from tests.conftest import COURT_ISS, auth
+from tests.previous_release import write_events
 
 Token = Callable[..., str]
 NOTICES = Notice.__table__  # type: ignore[attr-defined]
@@ -111,13 +111,15 @@ async def _previous_release_state(settings: Settings) -> dict[str, Any]:
     await asyncio.to_thread(migrations.upgrade, settings.state_url, "0004")
     ensure_instance_secrets(settings)
     engine = create_engine(settings.state_url)
-    writer = AuditWriter(engine)
-    writer.start()
-    try:
-        for i in range(5):
-            await writer.append(Entry(kind="evaluation", effect="deny", body={"v": 1, "n": i}))
-    finally:
-        await writer.close()
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    async with engine.begin() as conn:
+        await write_events(
+            conn,
+            [
+                (start + dt.timedelta(seconds=i), "evaluation", "deny", {"reasons": [], "n": i})
+                for i in range(5)
+            ],
+        )
     checkpoint = await audit_service.make_checkpoint(engine, checkpoint_key(settings))
     now = dt.datetime.now(dt.UTC)
     today = now.date()

@@ -96,7 +96,7 @@ async def per_route(server: Server, keys: dict[str, str], token: str) -> dict[st
             "audit": await client.get(f"{server.url}/v1/audit/verify", headers=auditor),
             "revocation": await client.post(
                 f"{server.url}/v1/orders/revocations",
-                json={"iss": COURT_ISS, "jti": fresh, "reason": "chaos"},
+                json={"iss": COURT_ISS, "jti": fresh, "reason": "chaos", "pre_emptive": True},
                 headers=admin,
             ),
             "healthz": await client.get(f"{server.url}/healthz"),

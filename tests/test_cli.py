@@ -81,7 +81,12 @@ def test_audit_verify_checkpoint_and_export(env: dict[str, str], tmp_path: Path)
     assert json.loads(verified.stdout)["ok"] is True
     checkpoint = tmp_path / "cp.json"
     checkpoint.write_text(run(env, "audit", "checkpoint").stdout)
-    assert run(env, "orders", "revoke", "https://x", "j1", "--reason", "test").exit_code == 0
+    assert (
+        run(
+            env, "orders", "revoke", "https://x", "j1", "--reason", "test", "--pre-emptive"
+        ).exit_code
+        == 0
+    )
     assert run(env, "audit", "verify", "--since", str(checkpoint)).exit_code == 0
     out = tmp_path / "export.jsonl"
     assert run(env, "audit", "export", "-o", str(out)).exit_code == 0
@@ -132,3 +137,14 @@ def test_demo_refuses_foreign_targets(tmp_path: Path) -> None:
         main, ["demo", "--dir", str(tmp_path / "taken"), "--no-serve"], env={}
     )
     assert result.exit_code != 0
+
+
+def test_orders_revoke_refuses_an_order_never_seen(env: dict[str, str]) -> None:
+    assert run(env, "db", "upgrade").exit_code == 0
+    refused = CliRunner().invoke(
+        main, ["orders", "revoke", "https://x", "typo", "--reason", "r"], env=env
+    )
+    assert refused.exit_code != 0
+    assert "order.unseen" in refused.output
+    done = run(env, "orders", "revoke", "https://x", "typo", "--reason", "r", "--pre-emptive")
+    assert done.exit_code == 0, done.output

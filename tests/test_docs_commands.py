@@ -1,7 +1,8 @@
 """Every curl command in docs/ works against `bulwark demo`, and answers what the doc shows.
 
 A guide's ```sh blocks are run in order: `curl …` commands (with their continuation lines),
-and assignments (`VAR=$(…)`, `export VAR=…`) that set variables for later commands. When a
+and assignments (`VAR=$(…)`, `export VAR=…`) that set variables for later commands; in the
+guides of RUN_BULWARK, `bulwark …` commands too (their JSON output is checked like curl's). When a
 curl command ends its block and a ```json block follows, that is its documented output: the
 real answer must have the same keys, and the same status, effect and reason codes. A problem
 answer with no documented output fails: a guide's command must not fail unannounced.
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 DEMO_URL = "http://127.0.0.1:8080"
 RUN_LAST = ("counsel.md",)
+#: Guides whose `bulwark …` commands run too (the others show commands for a real deployment).
+RUN_BULWARK = ("counsel.md",)
 _ASSIGNMENT = re.compile(r"^(?:export\s+)?([A-Z_][A-Z0-9_]*)=")
 _FENCE = re.compile(r"^```(\w*)\s*$")
 
@@ -71,10 +74,16 @@ def commands_of(path: Path) -> list[Command]:
         if fence.group(1) in ("sh", "bash", "console"):
             last_block = _runnable(path.name, start + 2, body)
             found.extend(last_block)
-        elif fence.group(1) == "json" and last_block and last_block[-1].text.startswith("curl"):
+        elif fence.group(1) == "json" and last_block and _shows_output(last_block[-1]):
             last_block[-1].documented = json.loads("\n".join(body))
             last_block = []
     return found
+
+
+def _shows_output(command: Command) -> bool:
+    return command.text.startswith("curl") or (
+        command.doc in RUN_BULWARK and command.text.startswith("bulwark ")
+    )
 
 
 def _runnable(doc: str, first_line: int, body: list[str]) -> list[Command]:
@@ -88,7 +97,8 @@ def _runnable(doc: str, first_line: int, body: list[str]) -> list[Command]:
         if line.endswith("\\"):
             continue
         text, pending = pending.strip(), ""
-        if text.startswith("curl ") or _ASSIGNMENT.match(text):
+        runs_bulwark = doc in RUN_BULWARK and text.startswith("bulwark ")
+        if text.startswith("curl ") or _ASSIGNMENT.match(text) or runs_bulwark:
             out.append(Command(doc, number, text))
     return out
 

@@ -202,13 +202,19 @@ async def test_hostile_revocations_are_refused_without_failing_others(
     for field in ("iss", "jti", "reason"):
         for hostile in ("a\x00b", "a\ud800b", "a\x1bb", "a" * 10_000):
             body = {"iss": "https://courts.example/x", "jti": "j", "reason": "r", field: hostile}
+            body["pre_emptive"] = True
             answers = await asyncio.gather(
                 send(client, keys["admin"], body, "/v1/orders/revocations"),
                 *(
                     send(
                         client,
                         keys["admin"],
-                        {"iss": "https://courts.example/x", "jti": f"ok-{i}", "reason": "r"},
+                        {
+                            "iss": "https://courts.example/x",
+                            "jti": f"ok-{i}",
+                            "reason": "r",
+                            "pre_emptive": True,
+                        },
                         "/v1/orders/revocations",
                     )
                     for i in range(3)

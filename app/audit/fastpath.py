@@ -24,7 +24,9 @@ from typing import Any
 #: What ``bulwark_append`` answers when it wrote the batch.
 WRITTEN = "ok"
 
-CALL = "SELECT bulwark_append($1::text::jsonb)"
+# ``bulwark_append_tree`` (migration 0007) calls ``bulwark_append`` and, when that wrote the
+# batch, adds the Merkle tree's new nodes (``tree``) in the same statement.
+CALL = "SELECT bulwark_append_tree($1::text::jsonb)"
 
 OrderKey = tuple[str, str]
 
@@ -43,6 +45,7 @@ def payload(
     holds: list[dict[str, Any]],
     notices: list[dict[str, Any]],
     figures: list[dict[str, Any]] | None = None,
+    tree: list[dict[str, Any]] | None = None,
 ) -> str:
     """The function's argument: what was assumed, and every row to write."""
     document = {
@@ -58,6 +61,7 @@ def payload(
         "holds": holds,
         "notices": notices,
         "figures": figures or [],  # the report's figures of these events (migration 0005)
+        "tree": tree or [],  # the Merkle tree's new nodes (migration 0007)
     }
     return json.dumps(document, default=_json_value, separators=(",", ":"))
 

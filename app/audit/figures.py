@@ -87,24 +87,30 @@ def figures_of(
         yield row, "failed", "", 1
 
 
-def tally(events: Iterable[tuple[dt.datetime, str, str, Mapping[str, Any]]]) -> Counter[Key]:
-    """The figures of ``(ts, kind, effect, body)`` events, per UTC day."""
+def tally(
+    events: Iterable[tuple[dt.datetime, str, str, Mapping[str, Any]]], tz: dt.tzinfo = dt.UTC
+) -> Counter[Key]:
+    """The figures of ``(ts, kind, effect, body)`` events, per day of the library's calendar
+    (``tz``, BULWARK_TIMEZONE), so that a report's window is the library's days."""
     out: Counter[Key] = Counter()
     for ts, kind, effect, body in events:
         if kind not in KINDS:
             continue
-        day = ts.astimezone(dt.UTC).date()
+        day = ts.astimezone(tz).date()
         for row, measure, item, n in figures_of(kind, effect, body):
             out[(day, row, measure, item)] += n
     return out
 
 
-def batch_rows(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def batch_rows(events: Iterable[Mapping[str, Any]], tz: dt.tzinfo = dt.UTC) -> list[dict[str, Any]]:
     """The figure increments of a decided batch's event rows (``ts``, ``kind``, ``body`` text)."""
     counted = tally(
-        (e["ts"], e["kind"], e["effect"], json.loads(e["body"]))
-        for e in events
-        if e["kind"] in KINDS
+        (
+            (e["ts"], e["kind"], e["effect"], json.loads(e["body"]))
+            for e in events
+            if e["kind"] in KINDS
+        ),
+        tz,
     )
     return [
         {"day": day, "line": row, "measure": measure, "item": item, "count": n}

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditVerified
 from app.audit.service import EVENTS, HEAD, PAGE, VerifyResult, _row_fault
+from app.audit.tree import TreeChecker, read_frontier
 from app.core.config_proof import interleaved
 from app.core.models import utcnow
 
@@ -160,15 +161,39 @@ class IncrementalVerifier:
                 head_seq + 1,
                 "the stored head is behind events already verified (events removed)",
             )
+        try:
+            checker = await self._tree_checker(seq)
+        except LookupError:
+            return VerifyResult(
+                False, seq, seq, prev, seq + 1, "the Merkle tree lacks nodes of verified events"
+            )
         configs: list[str] = []
         try:
-            return await self._pages(seq, prev, head_seq, head_hash, configs)
+            return await self._pages(seq, prev, head_seq, head_hash, configs, checker)
         finally:
             runs = [c for i, c in enumerate(configs) if c and (i == 0 or configs[i - 1] != c)]
             self.disagreements = interleaved(runs)
 
+    async def _tree_checker(self, seq: int) -> TreeChecker:
+        """A checker of the tree nodes the events after ``seq`` complete.
+
+        It starts from the stored frontier at ``seq``, trusted as the chain up to there is:
+        the full recomputation (``bulwark audit verify``) re-hashes the whole tree.
+        """
+        if seq == 0:
+            return TreeChecker(self._engine.connect)
+        async with self._engine.connect() as conn:
+            frontier = await read_frontier(conn, seq)
+        return TreeChecker(self._engine.connect, frontier)
+
     async def _pages(
-        self, seq: int, prev: str, head_seq: int, head_hash: str, configs: list[str]
+        self,
+        seq: int,
+        prev: str,
+        head_seq: int,
+        head_hash: str,
+        configs: list[str],
+        checker: TreeChecker,
     ) -> VerifyResult:
         while seq < head_seq:
             async with self._engine.connect() as conn:
@@ -176,6 +201,7 @@ class IncrementalVerifier:
                     await conn.execute(
                         select(
                             EVENTS.c.seq,
+                            EVENTS.c.ts,
                             EVENTS.c.kind,
                             EVENTS.c.effect,
                             EVENTS.c.body,
@@ -196,6 +222,10 @@ class IncrementalVerifier:
                     await self._save(seq, prev)
                     return VerifyResult(False, seq, seq, prev, seq + 1, fault)
                 seq, prev = seq + 1, str(row.hash)
+            await checker.add_many([str(row.body) for row in rows])
+            if checker.fault is not None:
+                first, what = checker.fault
+                return VerifyResult(False, first - 1, first - 1, prev, first, what)
             await self._save(seq, prev)
         if seq != head_seq or prev != head_hash:
             return VerifyResult(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit import service
 from app.audit.incremental import verifier_of
-from app.core.clock import clock_of
+from app.core.clock import library_today
 from app.core.deps import Auditor, RuntimeDep
 from app.core.problems import StateUnavailable
 from app.holds.service import sealed_orders
@@ -181,7 +181,7 @@ async def list_events(
     """Events in order, and the cursor for the next page."""
     try:
         events = await service.list_events(runtime.state, after=after, limit=limit)
-        sealed = await sealed_orders(runtime.state, _orders(events), clock_of(runtime).today())
+        sealed = await sealed_orders(runtime.state, _orders(events), library_today(runtime))
     except Exception:
         raise StateUnavailable() from None
     for event in events:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.audit import figures
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
 from app.audit.models import AuditEvent, AuditHead
+from app.audit.tree import TreeChecker
 
 EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 HEAD = AuditHead.__table__  # type: ignore[attr-defined]
@@ -108,7 +109,9 @@ def _stamp(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> VerifyResult:
+async def verify_chain(
+    engine: AsyncEngine, *, upto: int | None = None, tz: dt.tzinfo = dt.UTC
+) -> VerifyResult:
     """Verify the whole chain from genesis; stops at the first bad event.
 
     A whole-chain run also recounts the transparency report's figures from the events and
@@ -117,6 +120,10 @@ async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> Verif
     prev, expected, count = GENESIS_HASH, 1, 0
     counted: Counter[figures.Key] = Counter()
     first_of_day: dict[dt.date, int] = {}
+    # The whole log is also re-hashed into its Merkle tree and compared with the stored one
+    # (app/audit/tree.py); a chain fault, found first, is reported before a tree fault.
+    checker = TreeChecker(engine.connect) if upto is None else None
+    bodies: list[str] = []  # checked into the tree a page at a time
     async for row in _rows(engine):
         if upto is not None and int(row.seq) > upto:
             break
@@ -124,13 +131,21 @@ async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> Verif
         if fault is not None:
             return VerifyResult(False, count, expected - 1, prev, expected, fault)
         if upto is None and row.kind in figures.KINDS:
-            day = row.ts.astimezone(dt.UTC).date()
+            day = row.ts.astimezone(tz).date()  # the library's day, as the writer keeps it
             first_of_day.setdefault(day, expected)
             for line, measure, item, n in figures.figures_of(
                 row.kind, row.effect, json.loads(row.body)
             ):
                 counted[(day, line, measure, item)] += n
+        if checker is not None:
+            bodies.append(row.body)
+            if len(bodies) == PAGE:
+                await checker.add_many(bodies)
+                bodies.clear()
         prev, expected, count = str(row.hash), expected + 1, count + 1
+    if checker is not None:
+        await checker.add_many(bodies)
+        await checker.finish()
     if upto is None:
         async with engine.connect() as conn:
             head = (await conn.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1))).one()
@@ -154,6 +169,8 @@ async def verify_chain(engine: AsyncEngine, *, upto: int | None = None) -> Verif
                 first_of_day.get(days[0], count),
                 f"the report's figures for {days[0].isoformat()} disagree with the chain",
             )
+    if checker is not None and checker.fault is not None:
+        return VerifyResult(False, count, count, prev, checker.fault[0], checker.fault[1])
     return VerifyResult(True, count, count, prev, None)
 
 
@@ -280,7 +297,10 @@ def check_checkpoint_signature(
 
 
 async def verify_since(
-    engine: AsyncEngine, document: dict[str, Any], key: ec.EllipticCurvePublicKey
+    engine: AsyncEngine,
+    document: dict[str, Any],
+    key: ec.EllipticCurvePublicKey,
+    tz: dt.tzinfo = dt.UTC,
 ) -> VerifyResult:
     """Verify the chain, and that it still passes through the checkpoint's (seq, hash)."""
     cp = check_checkpoint_signature(document, key)
@@ -296,4 +316,4 @@ async def verify_since(
             min(upto.head_seq + 1, cp.seq) if upto.head_seq < cp.seq else cp.seq,
             "the log no longer extends the checkpoint (history rewritten or truncated)",
         )
-    return await verify_chain(engine)
+    return await verify_chain(engine, tz=tz)

@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.audit import fastpath
+from app.audit import fastpath, tree
 from app.audit.chain import canonical, chain_hash
 from app.audit.figures import add_figures, batch_rows
 from app.audit.landed import landed
@@ -121,6 +121,13 @@ class Appended:
     ts: dt.datetime
     refused: tuple[Reason, ...] = ()
     uses: int | None = None
+    #: The event's Merkle tree leaf hash (its index is ``seq - 1``): the receipt.
+    leaf: bytes = b""
+
+    @property
+    def receipt(self) -> dict[str, Any]:
+        """``leaf_index`` and ``leaf_hash`` (hex): what answers carry (docs/auditors.md)."""
+        return {"leaf_index": self.seq - 1, "leaf_hash": self.leaf.hex()}
 
 
 @dataclass(slots=True)
@@ -141,8 +148,11 @@ class AuditWriter:
         observe: Any = None,
         now: Callable[[], dt.datetime] | None = None,
         config: dict[str, str] | None = None,
+        tz: dt.tzinfo = dt.UTC,
     ) -> None:
         self._engine = engine
+        # The library's time zone: the report's figures are kept per day of its calendar.
+        self._tz = tz
         # The configuration in force (app/core/config_proof.py), recorded in every event.
         self._extra: dict[str, Any] = {"config": config} if config else {}
         # Events are dated by the state database's clock (app.core.clock), shared by every
@@ -156,6 +166,7 @@ class AuditWriter:
         # trips on asyncpg), which would cost more than a small batch's own statements.
         self._conn: AsyncConnection | None = None
         self._known = _Known()
+        self._tree = tree.TreeAppender()  # the Merkle tree's right edge (app/audit/tree.py)
         # The single-statement append exists on PostgreSQL only (migration 0004).
         self._single_statement = engine.dialect.name == "postgresql"
         #: Batches appended in one statement, and under the lock (tests and diagnostics).
@@ -256,8 +267,10 @@ class AuditWriter:
             plan, facts = await self._append(conn, batch, seq, prev)
             await conn.commit()
         except BaseException:
+            self._tree.discard()
             await self._release()  # rolls back; the next batch starts on a fresh connection
             raise
+        self._tree.committed()
         self._known.learn(plan, facts)
         self._last_ts = plan.now
         self.batches["locked"] += 1
@@ -278,6 +291,9 @@ class AuditWriter:
         plan = await _decide(
             batch, facts, head[0], head[1], self._stamp(self._last_ts), None, self._extra
         )
+        nodes = self._tree.extend_known(head[0], [r.leaf for r in plan.results])
+        if nodes is None:  # the tree's right edge is not known at this head: read it, locked
+            return None
         document = fastpath.payload(
             head=head,
             next_head=(plan.seq, plan.hash),
@@ -290,7 +306,8 @@ class AuditWriter:
             disclosures=plan.disclosures,
             holds=merge_holds(plan.holds),
             notices=plan.notices,
-            figures=batch_rows(plan.events),
+            figures=batch_rows(plan.events, self._tz),
+            tree=nodes,
         )
         try:
             if self._conn is None:
@@ -305,10 +322,13 @@ class AuditWriter:
                 extra={"error_type": type(exc).__name__},
             )
             await self._release()
+            self._tree.discard()  # learnt again under the lock, whether or not it landed
             return plan, facts
         if outcome != fastpath.WRITTEN:
             logger.debug("single-statement audit append was stale", extra={"stale": outcome})
+            self._tree.discard()
             return None
+        self._tree.committed()
         self._known.learn(plan, facts)
         self._last_ts = plan.now
         self.batches["single_statement"] += 1
@@ -356,7 +376,10 @@ class AuditWriter:
         plan = await _decide(batch, facts, seq, prev, now, conn, self._extra)
         await facts.write_uses(conn, plan.now)
         await conn.execute(insert(EVENTS), plan.events)
-        await add_figures(conn, batch_rows(plan.events))  # the report's, with their events
+        await add_figures(conn, batch_rows(plan.events, self._tz))  # with their events
+        nodes = await self._tree.extend(conn, seq, [r.leaf for r in plan.results])
+        if nodes:
+            await conn.execute(insert(tree.TREE), nodes)
         if plan.disclosures:
             await conn.execute(insert(DISCLOSURES), plan.disclosures)
         if plan.holds:
@@ -425,7 +448,11 @@ async def _decide(
             plan.disclosures.append({**entry.disclosure, "audit_seq": plan.seq, "created_at": now})
         if stands and entry.notice is not None:
             plan.notices.append(entry.notice)
-        plan.results.append(Appended(plan.seq, digest_, now, tuple(pending.refused), pending.uses))
+        plan.results.append(
+            Appended(
+                plan.seq, digest_, now, tuple(pending.refused), pending.uses, tree.leaf_hash(text)
+            )
+        )
         plan.hash = digest_
     return plan
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.calendar import LibraryClock
 from app.core.models import utcnow
 from app.core.problems import StateUnavailable
 
@@ -139,3 +140,14 @@ async def decision_now(runtime: Any) -> dt.datetime:
     clock = clock_of(runtime)
     await clock.check()
     return clock.now()
+
+
+def library_today(runtime: Any) -> dt.date:
+    """The library's calendar date (``BULWARK_TIMEZONE``) at the state database's time.
+
+    Notices fall due and seals lift by this date: the shared clock, so that no replica's own
+    clock opens a sealed notice early, read on the library's calendar, so that a day is the
+    library's day and not UTC's.
+    """
+    calendar: LibraryClock = runtime.settings.clock
+    return calendar.date_of(clock_of(runtime).now())

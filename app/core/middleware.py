@@ -96,7 +96,10 @@ class RequestContextMiddleware:
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
-                headers.extend(SECURITY_HEADERS)
+                # A route may set its own CSP or caching (the /docs page and its assets);
+                # two CSP headers would both be enforced, so the route's replaces the default.
+                own = {bytes(name).lower() for name, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in own)
                 message["headers"] = headers
             await send(message)
 

@@ -35,7 +35,9 @@ from app.core.reasons import Reason, message_of, status_of
 logger = logging.getLogger("bulwark.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://bulwark.example/problems/"
+#: Relative (RFC 9457 section 3.1.1): it resolves against the deployment that answered, which
+#: serves ``/problems/{code}`` (app/apidocs), one page per reason code.
+PROBLEM_TYPE_BASE = "/problems/"
 
 
 class ProblemReason(BaseModel):
@@ -57,6 +59,12 @@ class Problem(BaseModel):
     reasons: list[ProblemReason]
     audit_seq: int | None = Field(
         default=None, description="The audit event that recorded this refusal, if any."
+    )
+    audit_leaf_index: int | None = Field(
+        default=None, description="That event's leaf index in the audit log's Merkle tree."
+    )
+    audit_leaf_hash: str | None = Field(
+        default=None, description="That event's leaf hash (hex): the receipt (docs/auditors.md)."
     )
     request_id: str | None = None
 
@@ -135,13 +143,18 @@ class DeniedError(BulwarkError):
     """A refusal by the order verifier or the policy; carries every applicable reason."""
 
     def __init__(
-        self, reasons: Sequence[Reason], *, audit_seq: int | None = None, banded: bool = False
+        self,
+        reasons: Sequence[Reason],
+        *,
+        audit_seq: int | None = None,
+        receipt: dict[str, Any] | None = None,
+        banded: bool = False,
     ) -> None:
         super().__init__(
             reasons,
             "The request was refused; see reasons. No record was released.",
             status=403,
-            extra={"audit_seq": audit_seq},
+            extra={"audit_seq": audit_seq, **receipt_fields(receipt)},
         )
         #: The order is of an instrument the policy publishes only in bands: its reasons are
         #: not counted one by one in metrics (they would give the exact count away).
@@ -149,8 +162,18 @@ class DeniedError(BulwarkError):
 
 
 class StoreUnavailable(BulwarkError):
-    def __init__(self, detail: str | None = None, *, audit_seq: int | None = None) -> None:
-        super().__init__(Reason.STORE_UNAVAILABLE, detail, extra={"audit_seq": audit_seq})
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        audit_seq: int | None = None,
+        receipt: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            Reason.STORE_UNAVAILABLE,
+            detail,
+            extra={"audit_seq": audit_seq, **receipt_fields(receipt)},
+        )
 
 
 class AuditUnavailable(BulwarkError):
@@ -161,6 +184,13 @@ class AuditUnavailable(BulwarkError):
 class StateUnavailable(BulwarkError):
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(Reason.STATE_UNAVAILABLE, detail)
+
+
+def receipt_fields(receipt: dict[str, Any] | None) -> dict[str, Any]:
+    """The recorded event's place in the audit log's Merkle tree (docs/auditors.md)."""
+    if receipt is None:
+        return {}
+    return {"audit_leaf_index": receipt["leaf_index"], "audit_leaf_hash": receipt["leaf_hash"]}
 
 
 def _unique(reasons: Iterable[Reason]) -> list[Reason]:
@@ -197,13 +227,22 @@ def _http_error(exc: StarletteHTTPException) -> BulwarkError:
     return error
 
 
+#: Validation errors of Bulwark's own whose messages are fixed text (never a value), shown
+#: with the error: the same words the issuing tool prints for the same fault.
+_OWN_MESSAGES = frozenset({"patron_id_whitespace", "patron_id_characters"})
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only the location and the kind of fault: never the submitted value, which may be a
     # patron identifier or a token.
-    return [
-        {"loc": [str(p) for p in err.get("loc", ())], "type": str(err.get("type", ""))}
-        for err in exc.errors()
-    ]
+    errors: list[dict[str, Any]] = []
+    for err in exc.errors():
+        kind = str(err.get("type", ""))
+        entry: dict[str, Any] = {"loc": [str(p) for p in err.get("loc", ())], "type": kind}
+        if kind in _OWN_MESSAGES:
+            entry["message"] = str(err.get("msg", ""))
+        errors.append(entry)
+    return errors
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -217,7 +256,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = _validation_errors(exc)
         detail = "The request failed validation: " + "; ".join(
-            f"{'.'.join(e['loc'])} ({e['type']})" for e in errors[:10]
+            f"{'.'.join(e['loc'])} ({e['type']})" + (f": {e['message']}" if "message" in e else "")
+            for e in errors[:10]
         )
         return problem_response(RequestInvalid(detail[:1000], errors[:50]), request)
 

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from app.core.config import Settings, is_weak_secret, new_secret
 
@@ -44,6 +44,9 @@ def ensure_instance_secrets(settings: Settings) -> list[Path]:
         )
         write_private(settings.checkpoint_key_file, pem)
         created.append(settings.checkpoint_key_file)
+    if not settings.log_key_path.exists():
+        write_private(settings.log_key_path, new_ed25519_pem())
+        created.append(settings.log_key_path)
     return created
 
 
@@ -83,3 +86,27 @@ def checkpoint_key(settings: Settings) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise SecretsError(f"{settings.checkpoint_key_file} must be an EC P-256 private key")
     return key
+
+
+def new_ed25519_pem() -> bytes:
+    """A fresh Ed25519 private key, PKCS#8 PEM (the tree's checkpoint key, a witness key)."""
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def load_ed25519(path: Path, what: str) -> ed25519.Ed25519PrivateKey:
+    """An Ed25519 private key from a PEM file only its owner may read."""
+    data = _read_private(path, what)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError:
+        raise SecretsError(f"{path} is not a PEM private key") from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise SecretsError(f"{path} must be an Ed25519 private key")
+    return key
+
+
+def log_key(settings: Settings) -> ed25519.Ed25519PrivateKey:
+    """The deployment's own key for signing Merkle tree checkpoints (signed notes)."""
+    return load_ed25519(settings.log_key_path, "the log signing key")

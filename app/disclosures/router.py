@@ -73,5 +73,5 @@ async def evaluate_decision(
     _remember(request, ev.decision.effect.value, service.metrics_reasons(runtime, ev))
     return EvaluationResponse(
         decision=DecisionOut.model_validate(decision_json(ev.decision, include_trace=True)),
-        audit=AuditRef(seq=appended.seq, hash=appended.hash),
+        audit=AuditRef(seq=appended.seq, hash=appended.hash, **appended.receipt),
     )

@@ -8,12 +8,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.problems import ProblemReason
-from app.orders.models import Category
+from app.orders.models import Category, PatronId
 
-#: Patron ids: printable, no control characters or separators that could break a log or a URL.
-PatronIdStr = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@\-]+$")
-]
 PurposeStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
 TokenStr = Annotated[str, StringConstraints(min_length=1, max_length=1_048_576)]
 
@@ -36,7 +32,11 @@ class DisclosureRequest(BaseModel):
     )
 
     purpose: PurposeStr = Field(description="Why the records are sought; `legal_process`.")
-    patron_id: PatronIdStr
+    patron_id: PatronId = Field(
+        description="The patron as the order names them: 1 to 128 letters, digits or "
+        ". _ : @ -, no surrounding whitespace (the same rule as the order's scope.patrons).",
+        examples=["P000123"],
+    )
     categories: list[Category] = Field(min_length=1, max_length=len(Category))
     from_: dt.date = Field(alias="from", description="First date of the period, inclusive.")
     to: dt.date = Field(description="Last date of the period, inclusive.")
@@ -86,6 +86,14 @@ class OrderOut(BaseModel):
 class AuditRef(BaseModel):
     seq: int
     hash: str
+    leaf_index: int | None = Field(
+        default=None, description="The event's leaf index in the audit log's Merkle tree."
+    )
+    leaf_hash: str | None = Field(
+        default=None,
+        description="SHA-256(0x00 || the event's canonical body), hex: the receipt; "
+        "GET /v1/receipts/{seq} proves it is in a published checkpoint.",
+    )
 
 
 EXAMPLE_POLICY = "801899d11b1d7cf97ef97a8d7f7463631ab3c389112fc9d195627e4838301723"

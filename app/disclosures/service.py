@@ -32,6 +32,7 @@ from app.core.problems import (
     DeniedError,
     RequestInvalid,
     StoreUnavailable,
+    receipt_fields,
 )
 from app.core.reasons import Reason, message_of
 from app.disclosures.cursor import (
@@ -89,6 +90,7 @@ class Evaluated:
     decision: Decision
     patron: str  # the pseudonym: the only form of the patron id the audit log sees
     uses: int  # uses of the order already consumed, as read before evaluation
+    approval: ApprovalCheck | None = None  # counsel's approval, where one was verified
 
 
 async def evaluate_request(
@@ -118,7 +120,7 @@ async def evaluate_request(
     )
     check = runtime.verifier.verify(body.court_order, now) if body.court_order else None
     claims = check.claims if check else None
-    approval = _approval(runtime, body, now)
+    approval = _approval(runtime, body, now, check)
 
     def decide(state: OrderState) -> Decision:
         return evaluate(
@@ -140,12 +142,18 @@ async def evaluate_request(
     if not read_state and claims is not None and not decision.permitted:
         state = await _order_state(runtime, claims)
         decision = decide(state)
-    return Evaluated(access, check, decision, runtime.pseudonymize(body.patron_id), state.uses)
+    patron = runtime.pseudonymize(body.patron_id)
+    return Evaluated(access, check, decision, patron, state.uses, approval)
 
 
-def _approval(runtime: Runtime, body: DisclosureRequest, now: dt.datetime) -> ApprovalCheck | None:
-    # Verified only where the policy asks for it; the engine decides what a result means.
-    if body.counsel_approval is None or not runtime.policy.policy.counsel.require_approval:
+def _approval(
+    runtime: Runtime, body: DisclosureRequest, now: dt.datetime, check: OrderCheck | None = None
+) -> ApprovalCheck | None:
+    # Verified only where the policy asks for it, or the order is a custodian's transcription
+    # (two-person control); the engine decides what a result means.
+    transcribed = check is not None and check.issuer is not None and check.issuer.transcribes
+    required = runtime.policy.policy.counsel.require_approval or transcribed
+    if body.counsel_approval is None or not required:
         return None
     return runtime.approvals.verify(body.counsel_approval, now)
 
@@ -156,7 +164,7 @@ def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
     claims = ev.check.claims if ev.check and ev.check.verified else None
     # Stored sealed: the state database alone does not name the patron (app/core/atrest.py).
     return sealer_of(runtime).seal_rows(
-        hold_rows(claims, runtime.policy.policy.legal_holds.margin_days)
+        hold_rows(claims, runtime.policy.policy.legal_holds.margin_days, runtime.settings.clock)
     )
 
 
@@ -203,13 +211,17 @@ def _order_summary(check: OrderCheck | None) -> dict[str, Any] | None:
         return None
     if check.claims is not None:
         c = check.claims
-        return {
+        summary: dict[str, Any] = {
             "iss": c.iss,
             "jti": c.jti,
             "case": c.case,
             "instrument": c.instrument.value,
             "verified": check.verified,
         }
+        if c.paper_sha256 is not None:
+            # Beside the event: the auditor holds the scanned paper against the log.
+            summary["paper_sha256"] = c.paper_sha256
+        return summary
     u = check.unverified
     return {
         "iss": u.get("iss"),
@@ -224,7 +236,7 @@ def event_body(
     caller: Caller, request_id: str | None, ev: Evaluated, reasons: list[str]
 ) -> dict[str, Any]:
     """The audit body of a decision: who, why, under what order, for whom (pseudonym)."""
-    return {
+    body = {
         "v": 1,
         "caller": caller.name,
         "request_id": request_id,
@@ -239,6 +251,14 @@ def event_body(
         },
         "released": None,
     }
+    if ev.approval is not None:
+        # Who approved (counsel's office and person), so that the log shows both signatures.
+        body["approval"] = {
+            "by": ev.approval.approver,
+            "person": ev.approval.person,
+            "verified": ev.approval.verified,
+        }
+    return body
 
 
 def _codes(reasons: tuple[Reason, ...] | list[Reason]) -> list[str]:
@@ -330,8 +350,12 @@ async def _on_the_record(
         )
         if store:
             detail = exc.detail if isinstance(exc, StoreUnavailable) else None
-            raise StoreUnavailable(detail, audit_seq=appended.seq) from None
-        raise BulwarkError(Reason.INTERNAL, extra={"audit_seq": appended.seq}) from None
+            raise StoreUnavailable(
+                detail, audit_seq=appended.seq, receipt=appended.receipt
+            ) from None
+        raise BulwarkError(
+            Reason.INTERNAL, extra={"audit_seq": appended.seq, **receipt_fields(appended.receipt)}
+        ) from None
 
 
 async def _record_refusal(
@@ -351,6 +375,7 @@ async def _record_refusal(
     raise DeniedError(
         list(reasons) or [Reason.ORDER_MISSING],
         audit_seq=appended.seq,
+        receipt=appended.receipt,
         banded=_banded(runtime, base.get("order")),
     )
 
@@ -503,6 +528,7 @@ async def _release(
             categories=list(records),
             period=obligations.period,
             now=now,
+            clock=runtime.settings.clock,
         ),
         apply=apply,
     )
@@ -536,7 +562,7 @@ def _answer(
         },
         "truncated": handle is not None,
         "cursor": handle,
-        "audit": {"seq": appended.seq, "hash": appended.hash},
+        "audit": {"seq": appended.seq, "hash": appended.hash, **appended.receipt},
     }
     return Released(envelope, records_json)
 
@@ -652,7 +678,9 @@ async def _release_page(
 def _raise_refused(appended: Appended, banded: bool) -> NoReturn:
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:
         raise AuthError()
-    raise DeniedError(list(appended.refused), audit_seq=appended.seq, banded=banded)
+    raise DeniedError(
+        list(appended.refused), audit_seq=appended.seq, receipt=appended.receipt, banded=banded
+    )
 
 
 def reasons_out(reasons: tuple[Reason, ...]) -> list[dict[str, str]]:

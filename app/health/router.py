@@ -79,6 +79,12 @@ async def _store(runtime: Any) -> dict[str, Any]:
     return {"ok": True, "categories": sorted(c.value for c in runtime.store.fields())}
 
 
+def _trust_store(runtime: Any) -> dict[str, Any]:
+    # The loaded file's SHA-256: compare with `sha256sum` of the file on disk to know whether
+    # this process has picked up an edit (trust-store changes need a restart; docs/trust.md).
+    return {"ok": True, **runtime.trust.summary(), "sha256": runtime.trust.sha256}
+
+
 async def _clock(runtime: Any) -> dict[str, Any]:
     clock = clock_of(runtime)
     try:
@@ -106,7 +112,7 @@ async def _checks(runtime: Any) -> dict[str, Any]:
             return dict(cached[1])
         checks = {
             "state": await _state(runtime),
-            "trust_store": {"ok": True, **runtime.trust.summary()},
+            "trust_store": _trust_store(runtime),
             "policy": {"ok": True, "sha256": runtime.policy.sha256},
             "store": await _store(runtime),
             "audit": {"ok": runtime.audit.running},
@@ -168,9 +174,11 @@ async def readyz(request: Request, runtime: RuntimeDep) -> Any:
     if all(c["ok"] for c in checks.values()):
         return Readiness(status="ready", checks=checks if admin else None)
     failed = [name for name, c in checks.items() if not c["ok"]]
-    reasons = [Reason.STORE_UNAVAILABLE] if failed == ["store"] else [Reason.STATE_UNAVAILABLE]
     error = StateUnavailable(f"Not ready: {', '.join(failed)}." if admin else "Not ready.")
-    error.reasons = reasons
+    # An anonymous caller learns "not ready", not which dependency failed: the one code
+    # state.unavailable whatever failed. An admin is told which (store.unavailable alone).
+    if admin and failed == ["store"]:
+        error.reasons = [Reason.STORE_UNAVAILABLE]
     body = error.to_problem()
     if admin:
         body["checks"] = checks

@@ -29,6 +29,7 @@ from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.core.calendar import UTC_CLOCK, LibraryClock
 from app.holds.models import LegalHold
 from app.orders.models import OrderClaims
 
@@ -52,9 +53,11 @@ class HoldSpec:
     sealed_until: dt.date | None = None
 
 
-def hold_for(claims: OrderClaims, margin_days: int) -> HoldSpec:
-    """The hold an order's claims call for: its scope, until ``exp`` plus the margin."""
+def hold_for(claims: OrderClaims, margin_days: int, clock: LibraryClock = UTC_CLOCK) -> HoldSpec:
+    """The hold an order's claims call for: its scope, through the library's day of ``exp``
+    plus the margin (until the local midnight that ends it)."""
     expires = dt.datetime.fromtimestamp(claims.exp, dt.UTC)
+    last_day = clock.date_of(expires) + dt.timedelta(days=margin_days)
     return HoldSpec(
         iss=claims.iss,
         jti=claims.jti,
@@ -62,12 +65,14 @@ def hold_for(claims: OrderClaims, margin_days: int) -> HoldSpec:
         categories=tuple(c.value for c in claims.scope.categories),
         period_from=claims.scope.from_,
         period_to=claims.scope.to,
-        held_until=expires + dt.timedelta(days=margin_days),
+        held_until=clock.bounds(last_day, last_day).end,
         sealed_until=claims.nondisclosure_until,
     )
 
 
-def hold_rows(claims: OrderClaims | None, margin_days: int) -> tuple[HoldRow, ...]:
+def hold_rows(
+    claims: OrderClaims | None, margin_days: int, clock: LibraryClock = UTC_CLOCK
+) -> tuple[HoldRow, ...]:
     """The hold rows an order's verified claims call for; none without verified claims.
 
     Data, not a write: the audit writer puts the rows of a whole batch of events into one
@@ -75,7 +80,7 @@ def hold_rows(claims: OrderClaims | None, margin_days: int) -> tuple[HoldRow, ..
     """
     if claims is None:
         return ()
-    return spec_rows(hold_for(claims, margin_days))
+    return spec_rows(hold_for(claims, margin_days, clock))
 
 
 def spec_rows(spec: HoldSpec) -> tuple[HoldRow, ...]:

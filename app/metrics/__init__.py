@@ -10,7 +10,7 @@ Metrics are per process (one registry each); each replica, and each worker when
 Other modules record through this package's names: ``RATE_LIMITED.inc()`` when a request is
 refused with ``request.rate_limited``; the rest are recorded by the request middleware
 (:func:`observe_request`), the audit writer (:func:`observe_audit_append`) and the records-store
-wrapper (:class:`MeasuredStore`).
+wrapper (:class:`MeasuredStore`, which also counts reads failed closed on a malformed date).
 """
 
 from app.metrics.registry import (
@@ -24,6 +24,7 @@ from app.metrics.registry import (
     REQUEST_LATENCY,
     REQUESTS,
     STORE_LATENCY,
+    STORE_MALFORMED,
     observe_audit_append,
     observe_request,
     render,
@@ -41,6 +42,7 @@ __all__ = [
     "REQUESTS",
     "REQUEST_LATENCY",
     "STORE_LATENCY",
+    "STORE_MALFORMED",
     "MeasuredStore",
     "observe_audit_append",
     "observe_request",

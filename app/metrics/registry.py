@@ -69,6 +69,12 @@ STORE_LATENCY = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+STORE_MALFORMED = Counter(
+    "bulwark_store_malformed_dates",
+    "Store reads failed closed because a row's date could not be placed in time, by category.",
+    ["category"],
+    registry=REGISTRY,
+)
 AUDIT_APPEND_LATENCY = Histogram(
     "bulwark_audit_append_duration_seconds",
     "Time of one audit group commit (lock, re-checks, insert, commit).",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from app.metrics.registry import STORE_LATENCY
+from app.metrics.registry import STORE_LATENCY, STORE_MALFORMED
 from app.orders.models import Category
 from app.policy.decision import Obligations
-from app.records.base import Page, RecordsStore
+from app.records.base import Page, RecordsStore, StoreValueMalformed
 
 
 class MeasuredStore:
@@ -22,6 +22,7 @@ class MeasuredStore:
         self.inner = inner
         self._ok = {c: STORE_LATENCY.labels(c.value, "ok") for c in Category}
         self._error = {c: STORE_LATENCY.labels(c.value, "error") for c in Category}
+        self._malformed = {c: STORE_MALFORMED.labels(c.value) for c in Category}
 
     def fields(self) -> Mapping[Category, tuple[str, ...]]:
         """The inner store's disclosable fields per category."""
@@ -39,8 +40,10 @@ class MeasuredStore:
         started = time.perf_counter()
         try:
             page = await self.inner.fetch(obligations, category, limit=limit, cursor=cursor)
-        except BaseException:
+        except BaseException as exc:
             self._error[category].observe(time.perf_counter() - started)
+            if isinstance(exc, StoreValueMalformed):
+                self._malformed[category].inc()
             raise
         self._ok[category].observe(time.perf_counter() - started)
         return page

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.atrest import sealer_of
-from app.core.clock import clock_of
+from app.core.clock import library_today
 from app.core.deps import Auditor, Notifier, RuntimeDep
 from app.core.problems import StateUnavailable, problem_responses
 from app.notices import service
@@ -86,9 +86,10 @@ class DeliveredOut(BaseModel):
 
 
 def _today(runtime: Any) -> dt.date:
-    # The state database's date, as every replica sees it: a replica whose clock is fast
-    # must not list a notice before the court's nondisclosure date (issue 16).
-    return clock_of(runtime).today()
+    # The library's calendar date (BULWARK_TIMEZONE) of the state database's time, as every
+    # replica sees it: a replica whose clock is fast must not list a notice before the
+    # court's nondisclosure date (issue 16), and a notice is due from its local date on.
+    return library_today(runtime)
 
 
 @router.get(

@@ -22,6 +22,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit.writer import AuditWriter, Entry
+from app.core.calendar import UTC_CLOCK, LibraryClock
 from app.core.models import utcnow
 from app.core.problems import AuthError, BulwarkError
 from app.core.reasons import Reason
@@ -52,6 +53,7 @@ def notice_row(
     categories: list[str],
     period: Period,
     now: dt.datetime,
+    clock: LibraryClock = UTC_CLOCK,
 ) -> dict[str, Any]:
     """The notice row of one permitted disclosure, written with the permit's audit event."""
     return {
@@ -66,7 +68,7 @@ def notice_row(
         "categories": json.dumps(categories),
         "period_from": period.start,
         "period_to": period.end,
-        "not_before": not_before(claims, now.date()),
+        "not_before": not_before(claims, clock.date_of(now)),
         "created_at": now,
     }
 

@@ -65,6 +65,9 @@ class ApprovalClaims(BaseModel):
     nbf: int | None = None
     jti: ShortText
     order: ApprovedOrder
+    #: The person who approved (counsel's staff identifier); compared with the order's
+    #: ``transcribed_by`` so that one person cannot both transcribe and approve.
+    sub: ShortText | None = None
 
     _numeric_dates = field_validator("iat", "exp", "nbf", mode="before")(numeric_date)
 
@@ -82,6 +85,7 @@ class ApprovalCheck:
     order: tuple[str, str] | None
     approver: str | None
     failures: tuple[str, ...]
+    person: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -140,7 +144,7 @@ class ApprovalVerifier:
         claims = self._claims(parsed.payload, now.timestamp(), failures)
         if failures or claims is None:
             return _refused(failures)
-        return ApprovalCheck((claims.order.iss, claims.order.jti), claims.iss, ())
+        return ApprovalCheck((claims.order.iss, claims.order.jti), claims.iss, (), claims.sub)
 
     def _claims(
         self, payload: dict[str, Any], now: float, failures: list[Reason]
@@ -176,12 +180,13 @@ def issue_approval(
     audience: str = "bulwark",
     lifetime_days: float = 7,
     now: dt.datetime | None = None,
+    approver: str | None = None,
     **overrides: Any,
 ) -> str:
     """Sign counsel's approval of the order ``(order_iss, order_jti)`` (for counsel and tests).
 
-    Any claim may be replaced by keyword (``aud="other"``); the header is ``alg``, ``kid``
-    and ``typ`` = ``counsel-approval+jwt``.
+    ``approver`` (the approving person) becomes ``sub``. Any claim may be replaced by keyword
+    (``aud="other"``); the header is ``alg``, ``kid`` and ``typ`` = ``counsel-approval+jwt``.
     """
     issued = int((now or dt.datetime.now(dt.UTC)).timestamp())
     claims: dict[str, Any] = {
@@ -192,6 +197,8 @@ def issue_approval(
         "jti": f"approval-{order_jti}"[:256],
         "order": {"iss": order_iss, "jti": order_jti},
     }
+    if approver is not None:
+        claims["sub"] = approver
     claims.update(overrides)
     header = {"alg": alg, "kid": kid, "typ": APPROVAL_TYP}
     return sign_compact(header, claims, private_pem, alg)

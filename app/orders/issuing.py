@@ -154,15 +154,23 @@ def algorithm_for_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> st
 
 
 def issuer_entry(
-    iss: str, name: str, jurisdictions: Sequence[str], public_jwk: Mapping[str, Any]
+    iss: str,
+    name: str,
+    jurisdictions: Sequence[str],
+    public_jwk: Mapping[str, Any],
+    *,
+    role: str | None = None,
 ) -> dict[str, Any]:
-    """A trust-store issuer entry holding one key."""
-    return {
+    """A trust-store issuer entry holding one key (``role`` only when not a court's)."""
+    entry: dict[str, Any] = {
         "iss": iss,
         "name": name,
         "jurisdictions": list(jurisdictions),
         "keys": [dict(public_jwk)],
     }
+    if role is not None:
+        entry["role"] = role
+    return entry
 
 
 def merge_issuer_into_trust_store(
@@ -173,6 +181,7 @@ def merge_issuer_into_trust_store(
     public_jwk: Mapping[str, Any],
     *,
     section: Literal["issuers", "counsel"] = "issuers",
+    role: str | None = None,
 ) -> None:
     """Add a public key to ``iss``'s entry in the trust store at ``path``.
 
@@ -192,7 +201,7 @@ def merge_issuer_into_trust_store(
         raise TrustStoreError(f"trust store {target}: {section} must be a list")
     entry = next((e for e in entries if isinstance(e, dict) and e.get("iss") == iss), None)
     if entry is None:
-        entries.append(issuer_entry(iss, name, jurisdictions, public_jwk))
+        entries.append(issuer_entry(iss, name, jurisdictions, public_jwk, role=role))
     elif sorted(entry.get("jurisdictions", [])) != sorted(jurisdictions):
         raise TrustStoreError(
             f"trust store {target}: issuer {iss!r} is listed with jurisdictions "

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, Integer, String, Text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -40,8 +50,55 @@ class Instrument(StrEnum):
 #: No control characters (NUL above all, which PostgreSQL text cannot hold): a claim that is
 #: stored in the state database must not be able to fail the audit transaction it rides in.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-PatronId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
+
+
+#: What a patron id may be, in an order and in a request alike: what the library's card or
+#: record number is, letters, digits and ``. _ : @ -``. One rule for both, so that the issuing
+#: tool never signs an order for an id the API would refuse to look up.
+_PATRON_ID = re.compile(r"[A-Za-z0-9._:@\-]{1,128}")
+PATRON_ID_WHITESPACE = (
+    "a patron id may not begin or end with whitespace; remove it (ids are matched as written)"
+)
+PATRON_ID_CHARACTERS = "a patron id is 1 to 128 letters, digits or . _ : @ - characters"
+
+
+def patron_id_problem(value: object) -> tuple[str, str] | None:
+    """``(error type, message)`` when ``value`` is no valid patron id; None when it is.
+
+    The message never quotes the value (it names a person).
+    """
+    if not isinstance(value, str):
+        return "patron_id_characters", PATRON_ID_CHARACTERS
+    if value != value.strip():
+        return "patron_id_whitespace", PATRON_ID_WHITESPACE
+    if not _PATRON_ID.fullmatch(value):
+        return "patron_id_characters", PATRON_ID_CHARACTERS
+    return None
+
+
+def check_patron_id(value: str) -> str:
+    """The pydantic validator of :data:`PatronId` (API requests and order claims alike)."""
+    problem = patron_id_problem(value)
+    if problem is not None:
+        raise PydanticCustomError(*problem)
+    return value
+
+
+PatronId = Annotated[
+    str,
+    AfterValidator(check_patron_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "pattern": "^[A-Za-z0-9._:@\\-]+$",
+            "description": PATRON_ID_CHARACTERS + "; " + PATRON_ID_WHITESPACE,
+        }
+    ),
+]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_PRINTABLE)]
+PaperDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 def numeric_date(value: object) -> object:
@@ -96,6 +153,12 @@ class OrderClaims(BaseModel):
     scope: OrderScope
     max_uses: int = Field(default=1, ge=1, le=1000)
     nondisclosure_until: dt.date | None = None
+    #: SHA-256 (lowercase hex) of the scanned paper order this token transcribes: kept in the
+    #: audit event, so that an auditor can hold the paper against the log.
+    paper_sha256: PaperDigest | None = None
+    #: Who transcribed the paper order (a staff identifier, never a patron's): counsel's
+    #: approval must come from someone else.
+    transcribed_by: ShortText | None = None
 
     _numeric_dates = field_validator("iat", "exp", "nbf", mode="before")(numeric_date)
 

@@ -42,6 +42,11 @@ class RevocationRequest(BaseModel):
     reason: Annotated[
         str, StringConstraints(min_length=1, max_length=2000, pattern=NO_CONTROLS_BUT_LINES)
     ]
+    pre_emptive: bool = Field(
+        default=False,
+        description="Revoke an order Bulwark has never been shown (refused with 404 "
+        "`order.unseen` otherwise, so that a mistyped iss or jti is not taken for done).",
+    )
 
 
 class RevocationResponse(BaseModel):
@@ -74,17 +79,19 @@ class RevocationResponse(BaseModel):
     operation_id="revokeOrder",
     summary="Revoke a court order on every replica",
     response_model=RevocationResponse,
-    responses=problem_responses(413, 429),
+    responses=problem_responses(404, 413, 429),
 )
 async def revoke(body: RevocationRequest, runtime: RuntimeDep, caller: Admin) -> RevocationResponse:
     """From the moment this returns, the order is refused with `order.revoked` everywhere."""
     result = await revoke_order(
         runtime.audit,
+        runtime.state,
         iss=body.iss,
         jti=body.jti,
         reason=body.reason,
         by=caller.name,
         caller_id=caller.id,
+        pre_emptive=body.pre_emptive,
     )
     if Reason.CALLER_UNAUTHENTICATED in result.audit.refused:
         raise AuthError()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import re
@@ -28,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.core.config import ASYMMETRIC_ALGORITHMS
-from app.orders.checks import TrustedIssuer
+from app.orders.checks import ISSUER_ROLES, ROLE_COURT, TrustedIssuer
 
 #: RSA moduli shorter than this are refused (NIST SP 800-131A: 2048 bits minimum).
 MIN_RSA_BITS: Final = 2048
@@ -175,14 +176,21 @@ class TrustStore:
     the optional ``counsel`` section. Build one with :meth:`load` (or :meth:`empty`).
     """
 
-    __slots__ = ("counsel_issuers", "courts", "source")
+    __slots__ = ("counsel_issuers", "courts", "sha256", "source")
 
     def __init__(
-        self, courts: IssuerRegistry, counsel_issuers: IssuerRegistry, source: str | None = None
+        self,
+        courts: IssuerRegistry,
+        counsel_issuers: IssuerRegistry,
+        source: str | None = None,
+        sha256: str | None = None,
     ) -> None:
         self.courts = courts
         self.counsel_issuers = counsel_issuers
         self.source = source
+        #: SHA-256 (hex) of the file as loaded: ``/readyz`` shows it, so an operator can tell
+        #: with ``sha256sum`` whether the running process has the file on disk.
+        self.sha256 = sha256
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrustStore:
@@ -200,7 +208,9 @@ class TrustStore:
             document = strict_json_loads(raw)
         except (ValueError, RecursionError) as exc:
             raise TrustStoreError(f"trust store {source}: malformed JSON: {exc}") from exc
-        return cls.from_document(document, source=source)
+        store = cls.from_document(document, source=source)
+        store.sha256 = hashlib.sha256(raw).hexdigest()
+        return store
 
     @classmethod
     def from_document(cls, document: object, *, source: str = "<document>") -> TrustStore:
@@ -257,6 +267,18 @@ class _Loader:
             if courts.issuer(issuer.iss) is not None:
                 where = f"counsel ({_show('iss', issuer.iss)})"
                 raise self.fail(where, "issuer is listed under both 'issuers' and 'counsel'")
+        # Counsel keys can never act as courts: the same key material under another kid or
+        # iss in 'issuers' would let counsel sign an order for any patron.
+        counsel_keys = {key_fingerprint(key.public_key): key for key in counsel.keys}
+        for key in courts.keys:
+            twin = counsel_keys.get(key_fingerprint(key.public_key))
+            if twin is not None:
+                where = f"issuers ({_show('iss', key.iss)}, {_show('kid', key.kid)})"
+                raise self.fail(
+                    where,
+                    f"this is counsel's key ({_show('kid', twin.kid)} under 'counsel'); "
+                    "a counsel key can never act as a court",
+                )
         return courts, counsel
 
     def section(self, name: str, entries: object) -> IssuerRegistry:
@@ -289,8 +311,28 @@ class _Loader:
         raw_keys = entry.get("keys")
         if not isinstance(raw_keys, list) or not raw_keys:
             raise self.fail(where, "'keys' must be a non-empty list of JWKs")
+        role = self.role(path, where, entry)
         keys = [self.key(f"{path}.keys[{i}]", iss, jwk) for i, jwk in enumerate(raw_keys)]
-        return TrustedIssuer(iss=iss, name=name, jurisdictions=frozenset(jurisdictions)), keys
+        issuer = TrustedIssuer(
+            iss=iss, name=name, jurisdictions=frozenset(jurisdictions), role=role
+        )
+        return issuer, keys
+
+    def role(self, path: str, where: str, entry: Mapping[str, Any]) -> str:
+        role = entry.get("role", ROLE_COURT if path.startswith("issuers") else "counsel")
+        if path.startswith("counsel"):
+            if role != "counsel":
+                raise self.fail(where, "an entry under 'counsel' can only have role 'counsel'")
+            return "counsel"  # approvals only: the counsel registry never verifies an order
+        if role == "counsel":
+            raise self.fail(
+                where,
+                "role 'counsel' under 'issuers': counsel can never act as a court; "
+                "list counsel under 'counsel' (bulwark keys generate --counsel)",
+            )
+        if role not in ISSUER_ROLES:
+            raise self.fail(where, f"'role' must be one of {', '.join(ISSUER_ROLES)}")
+        return str(role)
 
     def text(self, where: str, entry: Mapping[str, Any], member: str) -> str:
         value = entry.get(member)
@@ -366,6 +408,14 @@ def _ec_public_key(alg: str, jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKe
         return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
     except ValueError as exc:  # the point is not on the curve
         raise ValueError(f"not a valid EC public key: {exc}") from exc
+
+
+def key_fingerprint(public_key: PublicKey) -> str:
+    """SHA-256 (hex) of a public key's DER SubjectPublicKeyInfo: the same key, however named."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
 
 
 def jwk_curve_name(curve: ec.EllipticCurve) -> str:

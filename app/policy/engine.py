@@ -42,7 +42,7 @@ from typing import Any
 
 from app.core.reasons import Reason, message_of
 from app.orders.approvals import ApprovalCheck
-from app.orders.checks import OrderCheck
+from app.orders.checks import OrderCheck, TrustedIssuer
 from app.orders.models import Category, OrderClaims
 from app.policy.decision import (
     AccessRequest,
@@ -107,7 +107,7 @@ def evaluate(
         claim_rules = (
             *_order_rules(claims, policy, courts, jurisdictions, state),
             *_scope_rules(request, categories, claims),
-            _counsel(policy, approval, claims),
+            _counsel(policy, approval, claims, issuer),
         )
     trace = (
         _purpose(request, policy),
@@ -259,8 +259,14 @@ def _scope_rules(
 
 
 def _counsel(
-    policy: LoadedPolicy, approval: ApprovalCheck | None, claims: OrderClaims
+    policy: LoadedPolicy,
+    approval: ApprovalCheck | None,
+    claims: OrderClaims,
+    issuer: TrustedIssuer | None = None,
 ) -> RuleTrace:
+    transcribed = issuer is not None and issuer.transcribes
+    if transcribed:
+        return _transcription(approval, claims)
     if not policy.policy.counsel.require_approval:
         return _skipped("counsel.approval", "not required by the policy")
     if approval is None:
@@ -276,6 +282,41 @@ def _counsel(
         failures=list(approval.failures),
         names_this_order=matches,
     )
+
+
+def _transcription(approval: ApprovalCheck | None, claims: OrderClaims) -> RuleTrace:
+    """Two-person control for a custodian's transcription of a paper order, whatever the
+    policy says: the paper's digest in the order, and counsel's approval by someone else."""
+    failed: list[Reason] = []
+    if claims.paper_sha256 is None:
+        failed.append(Reason.ORDER_PAPER_MISSING)
+    matches = approval is not None and approval.order == (claims.iss, claims.jti)
+    same_person = (
+        approval is not None
+        and approval.person is not None
+        and approval.person == claims.transcribed_by
+    )
+    if approval is None:
+        failed.append(Reason.APPROVAL_MISSING)
+    elif not (approval.verified and matches):
+        failed.append(Reason.APPROVAL_INVALID)
+    elif approval.person is None or claims.transcribed_by is None or same_person:
+        # Two signatures by one person are one person's decision: refused.
+        failed.append(Reason.APPROVAL_SAME_PERSON)
+    compared = {
+        "transcription": True,
+        "paper_sha256": claims.paper_sha256,
+        "present": approval is not None,
+        "failures": list(approval.failures) if approval is not None else [],
+        "names_this_order": matches,
+        "two_people": approval is not None
+        and approval.person is not None
+        and claims.transcribed_by is not None
+        and not same_person,
+    }
+    if failed:
+        return RuleTrace("counsel.approval", "fail", tuple(failed), compared)
+    return RuleTrace("counsel.approval", "pass", (), compared)
 
 
 def _permitted_fields(

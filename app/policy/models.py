@@ -32,6 +32,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from app.orders.models import Category, Instrument
@@ -97,6 +98,44 @@ class TransparencyRules(_Section):
     band_width: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 250
 
 
+class LogRules(_Section):
+    """``[log]``: the audit log's Merkle tree checkpoints and their witnesses.
+
+    ``public`` serves the content-free view (checkpoints and tree hashes, never an event) to
+    anyone under ``/log``; off, it needs an auditor's or admin's key. ``witnesses`` are the
+    C2SP verifier keys (type 0x04) of the witnesses the library accepts cosignatures from;
+    a checkpoint is published once ``required_witnesses`` of them cosigned it.
+    """
+
+    public: Annotated[bool, Field(strict=True)] = False
+    witnesses: tuple[str, ...] = ()
+    required_witnesses: Annotated[int, Field(strict=True, ge=0, le=16)] = 0
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witness_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from app.audit.notes import COSIGNATURE, NoteInvalid, Verifier
+
+        names = set()
+        for vkey in value:
+            try:
+                verifier = Verifier.parse(vkey)
+            except NoteInvalid as exc:
+                raise ValueError(f"[log] witnesses: {exc}") from None
+            if verifier.kind != COSIGNATURE:
+                raise ValueError("[log] witnesses must be cosignature (type 0x04) keys")
+            if verifier.name in names:
+                raise ValueError(f"[log] witnesses names {verifier.name} twice")
+            names.add(verifier.name)
+        return value
+
+    @model_validator(mode="after")
+    def _quorum_possible(self) -> LogRules:
+        if self.required_witnesses > len(self.witnesses):
+            raise ValueError("[log] required_witnesses is more than the witnesses listed")
+        return self
+
+
 class CounselRules(_Section):
     """``[counsel]``: whether the library's counsel must approve a disclosure (later issue)."""
 
@@ -132,6 +171,7 @@ class Policy(_Section):
     purposes: dict[PurposeName, PurposeRules] = Field(default_factory=_default_purposes)
     transparency: TransparencyRules = Field(default_factory=TransparencyRules)
     counsel: CounselRules = Field(default_factory=CounselRules)
+    log: LogRules = Field(default_factory=LogRules)
     legal_holds: LegalHoldRules = Field(default_factory=LegalHoldRules)
 
     def forbidden_fields(self) -> dict[Category, frozenset[str]]:

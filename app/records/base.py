@@ -12,10 +12,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.core.problems import StoreUnavailable
 from app.orders.models import Category
 from app.policy.decision import Obligations
 
 Record = dict[str, Any]
+
+
+class StoreValueMalformed(StoreUnavailable):
+    """A row's date cannot be placed in time: the request fails closed, and it is counted.
+
+    The message names the category only, never the value (it may be a patron's data).
+    """
+
+    def __init__(self, category: Category) -> None:
+        super().__init__(
+            f"The records store holds a date that cannot be placed in time for category "
+            f"{category.value!r}; nothing was released."
+        )
+        self.category = category
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,15 +105,19 @@ def _build_http(
         timeout=httpx.Timeout(
             settings.records_timeout_seconds, connect=settings.records_connect_timeout_seconds
         ),
+        clock=settings.clock,
     )
 
+
+#: Mapping-wide keys of the SQL and HTTP kinds: the zone of wall-clock values, patron matching.
+_SQL_KEYS = frozenset({"time_zone", "patron_match"})
 
 #: The store kinds, by the name a mapping's ``kind`` gives. One line per kind.
 KINDS: Mapping[str, StoreKind] = {
     kind.name: kind
     for kind in (
-        StoreKind("sql", SqlCategory, _is_database, _build_sql),
-        StoreKind("http", HttpCategory, is_http_store, _build_http, frozenset({"health_path"})),
+        StoreKind("sql", SqlCategory, _is_database, _build_sql, _SQL_KEYS),
+        StoreKind("http", HttpCategory, is_http_store, _build_http, _SQL_KEYS | {"health_path"}),
         StoreKind("folio", FolioCategory, is_http_store, build_folio_store),
     )
 }

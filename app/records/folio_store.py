@@ -49,7 +49,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import Field
@@ -57,7 +56,7 @@ from pydantic import Field
 from app.core.problems import StoreUnavailable
 from app.orders.models import Category
 from app.policy.decision import Obligations, Period
-from app.records.base import Page, Record
+from app.records.base import Page, Record, StoreValueMalformed
 from app.records.cursor import CursorInvalid, decode_cursor, encode_cursor, require_int
 from app.records.mapping import Identifier, MappedCategory, MappingError, RecordsMapping
 
@@ -110,6 +109,10 @@ _SOURCES = {
 
 class FolioFault(Exception):
     """Why FOLIO's answer was refused; the text is safe to show (no patron, no token)."""
+
+
+class FolioDateMalformed(FolioFault):
+    """A record's date cannot be placed in time (failed closed, and counted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,9 @@ class FolioRecordsStore:
                 record = self._registration(mapping, names, obligations.period, user)
                 return Page([] if record is None else [record], None)
             return await self._events(mapping, names, obligations.period, user, limit, offset)
+        except FolioDateMalformed as exc:
+            _unavailable(category, exc)  # logged as any fault; counted by the metrics
+            raise StoreValueMalformed(category) from None
         except (FolioFault, httpx.HTTPError, TimeoutError) as exc:
             raise _unavailable(category, exc) from None
 
@@ -321,13 +327,13 @@ class FolioRecordsStore:
     def _local_date(self, value: Any, name: str) -> dt.date:
         """The library's calendar date of a FOLIO date or date-time."""
         if not isinstance(value, str):
-            raise FolioFault(f"answered malformed data ({name})")
+            raise FolioDateMalformed(f"answered malformed data ({name})")
         try:
             if len(value) == 10:
                 return dt.date.fromisoformat(value)
             instant = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise FolioFault(f"answered malformed data ({name})") from None
+            raise FolioDateMalformed(f"answered malformed data ({name})") from None
         if instant.tzinfo is None:
             # FOLIO's modules write UTC; a date-time without an offset is read as UTC.
             instant = instant.replace(tzinfo=dt.UTC)
@@ -562,17 +568,6 @@ def _unavailable(category: Category, exc: BaseException) -> StoreUnavailable:
     )
 
 
-def library_zone(settings: Settings) -> dt.tzinfo:
-    """The library's time zone (``BULWARK_TIMEZONE``), UTC where none is configured."""
-    name = getattr(settings, "timezone", None) or "UTC"
-    if isinstance(name, dt.tzinfo):
-        return name
-    try:
-        return ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MappingError(f"BULWARK_TIMEZONE: unknown time zone {name!r}") from None
-
-
 def build_folio_store(
     settings: Settings, mapping: RecordsMapping, client: httpx.AsyncClient
 ) -> FolioRecordsStore:
@@ -591,7 +586,7 @@ def build_folio_store(
         mapping,
         client,
         credentials=FolioCredentials(settings.folio_tenant, settings.folio_username, password),
-        zone=library_zone(settings),
+        zone=settings.clock.tz,
         max_response_bytes=settings.records_max_response_bytes,
         timeout=httpx.Timeout(
             settings.records_timeout_seconds, connect=settings.records_connect_timeout_seconds

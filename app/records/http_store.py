@@ -27,21 +27,25 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from app.core.calendar import UTC_CLOCK, LibraryClock
 from app.core.problems import StoreUnavailable
 from app.orders.models import Category
-from app.policy.decision import Obligations, Period
-from app.records.base import Page, Record
+from app.policy.decision import Obligations
+from app.records.base import Page, Record, StoreValueMalformed
 from app.records.cursor import CursorInvalid, decode_cursor, encode_cursor, require_int
 from app.records.mapping import PATRON_PLACEHOLDER, HttpCategory, MappingError, RecordsMapping
+from app.records.periods import MalformedTime, TimeFrame
 
 logger = logging.getLogger("bulwark.records")
 
 _SCALARS = (str, int, float, bool, type(None))
+_DAY = dt.timedelta(days=1)
 #: Longest upstream cursor passed on; ours wraps it, and cursors stay URL-sized.
 MAX_UPSTREAM_CURSOR = 2048
 
@@ -62,6 +66,7 @@ class HttpRecordsStore:
         token: str | None,
         max_response_bytes: int,
         timeout: httpx.Timeout | float,
+        clock: LibraryClock = UTC_CLOCK,
     ) -> None:
         if mapping.kind != "http":
             raise MappingError("the mapping describes SQL tables, but the URL is an HTTP API")
@@ -72,6 +77,10 @@ class HttpRecordsStore:
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         # Per-read timeouts alone let a server drip bytes forever: bound the whole exchange.
         self._deadline = (self._timeout.connect or 0.0) + (self._timeout.read or 5.0)
+        self._frames = {
+            category: TimeFrame.of(clock, mapping.store_zone(category, clock.tz))
+            for category in mapping.categories
+        }
         self._headers = {"Accept": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -111,7 +120,14 @@ class HttpRecordsStore:
             async with asyncio.timeout(self._deadline):
                 body = await self._get(mapping, obligations, limit, upstream_cursor)
             items, next_upstream = _items(mapping, body)
-            records, consumed = _narrow(mapping, names, obligations, items, skip, limit)
+            frame, match = self._frames[category], self._mapping.matching(category)
+            narrowing = _Narrowing(mapping, names, obligations, frame, match)
+            records, consumed = narrowing.run(items, skip, limit)
+        except MalformedTime:
+            logger.warning(
+                "upstream record with an unplaceable date", extra={"category": category.value}
+            )
+            raise StoreValueMalformed(category) from None
         except (UpstreamFault, httpx.HTTPError, TimeoutError) as exc:
             raise _unavailable(category, exc) from None
         next_cursor = _next_cursor(category, upstream_cursor, next_upstream, consumed, len(items))
@@ -127,9 +143,12 @@ class HttpRecordsStore:
         url = self._base + mapping.path.replace(
             PATRON_PLACEHOLDER, patron_segment(obligations.patron_id)
         )
+        # One day more on each side: an upstream that reads the dates in another zone (UTC)
+        # still sends every record of the period; Bulwark narrows by the library's calendar.
+        start, end = obligations.period.start, obligations.period.end
         params = {
-            "from": obligations.period.start.isoformat(),
-            "to": obligations.period.end.isoformat(),
+            "from": (start - _DAY if start > dt.date.min else start).isoformat(),
+            "to": (end + _DAY if end < dt.date.max else end).isoformat(),
             "limit": str(limit),
         }
         if upstream_cursor is not None:
@@ -213,70 +232,84 @@ def _items(mapping: HttpCategory, body: Any) -> tuple[list[Any], str | None]:
     return body[mapping.items], next_cursor
 
 
-def _narrow(
-    mapping: HttpCategory,
-    names: tuple[str, ...],
-    obligations: Obligations,
-    items: list[Any],
-    skip: int,
-    limit: int,
-) -> tuple[list[Record], int]:
-    """Permitted records from ``items[skip:]``, at most ``limit``, and how many items were read."""
-    records: list[Record] = []
-    position = skip
-    for item in items[skip:]:
-        if len(records) >= limit:
-            break
-        position += 1
-        record = _record(mapping, names, obligations, item)
-        if record is not None:
-            records.append(record)
-    return records, position
+@dataclass(frozen=True, slots=True)
+class _Narrowing:
+    """How one category's upstream items are narrowed for one request."""
+
+    mapping: HttpCategory
+    names: tuple[str, ...]
+    obligations: Obligations
+    frame: TimeFrame
+    match: str
+
+    def run(self, items: list[Any], skip: int, limit: int) -> tuple[list[Record], int]:
+        """Permitted records from ``items[skip:]``, at most ``limit``, and how many were read."""
+        records: list[Record] = []
+        position = skip
+        for item in items[skip:]:
+            if len(records) >= limit:
+                break
+            position += 1
+            record = self.record(item)
+            if record is not None:
+                records.append(record)
+        return records, position
+
+    def record(self, item: Any) -> Record | None:
+        mapping = self.mapping
+        if not isinstance(item, dict):
+            raise UpstreamFault("answered malformed data (an item is not an object)")
+        if mapping.patron_field is not None and not _same_patron(
+            item.get(mapping.patron_field), self.obligations.patron_id, self.match
+        ):
+            logger.warning("upstream returned another patron's record; dropped")
+            return None
+        if not _inside(item, mapping, self.obligations, self.frame):
+            return None
+        period_fields = {mapping.date_field, mapping.end_field}
+        record: Record = {}
+        for name in self.names:
+            key = mapping.fields[name]
+            if key not in item or not isinstance(item[key], _SCALARS):
+                raise UpstreamFault(f"answered malformed data (field {key!r})")
+            value = item[key]
+            # A period member leaves as a placed time: a datetime with its offset.
+            if key in period_fields and value is not None:
+                value = self.frame.release(value)
+            record[name] = value
+        return record
 
 
-def _record(
-    mapping: HttpCategory, names: tuple[str, ...], obligations: Obligations, item: Any
-) -> Record | None:
-    if not isinstance(item, dict):
-        raise UpstreamFault("answered malformed data (an item is not an object)")
-    if mapping.patron_field is not None and not _same_patron(
-        item.get(mapping.patron_field), obligations.patron_id
-    ):
-        logger.warning("upstream returned another patron's record; dropped")
-        return None
-    if not _inside(item, mapping.date_field, obligations.period):
-        return None
-    record: Record = {}
-    for name in names:
-        key = mapping.fields[name]
-        if key not in item or not isinstance(item[key], _SCALARS):
-            raise UpstreamFault(f"answered malformed data (field {key!r})")
-        record[name] = item[key]
-    return record
+def _same_patron(value: Any, patron_id: str, match: str | None) -> bool:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return False
+    if match == "case_insensitive":
+        return str(value).lower() == patron_id.lower()
+    return str(value) == patron_id
 
 
-def _same_patron(value: Any, patron_id: str) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool) and str(value) == patron_id
+def _inside(
+    item: Mapping[str, Any], mapping: HttpCategory, obligations: Obligations, frame: TimeFrame
+) -> bool:
+    """Whether the item lies in the period; a record without a date never does.
 
-
-def _inside(item: Mapping[str, Any], date_field: str, period: Period) -> bool:
-    """Whether the item's date lies in ``period``; a record without a date never does."""
+    Values are ISO 8601 text, judged by their form: a date, a wall-clock datetime (the
+    store's zone), or an instant (``Z`` or an offset). Anything else raises MalformedTime.
+    """
+    date_field = mapping.date_field
     if date_field not in item:
         raise UpstreamFault(f"answered malformed data (field {date_field!r})")
     value = item[date_field]
     if value is None:
         return False
     if not isinstance(value, str):
-        raise UpstreamFault(f"answered malformed data (field {date_field!r})")
-    try:
-        day = (
-            dt.date.fromisoformat(value)
-            if len(value) == 10
-            else dt.datetime.fromisoformat(value).date()
-        )
-    except ValueError:
-        raise UpstreamFault(f"answered malformed data (field {date_field!r})") from None
-    return period.start <= day <= period.end
+        raise MalformedTime("not ISO 8601 text")
+    if mapping.end_field is None:
+        return frame.event_in(value, obligations.period)
+    end = item.get(mapping.end_field)
+    if end is not None and not isinstance(end, str):
+        raise MalformedTime("not ISO 8601 text")
+    return frame.state_in(value, end, obligations.period)
 
 
 def _next_cursor(

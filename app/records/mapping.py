@@ -39,10 +39,20 @@ import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from app.core.calendar import UnknownTimeZone, zone
 from app.orders.models import Category
 
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -66,31 +76,90 @@ class MappedCategory(BaseModel):
     fields: dict[str, str]
 
 
-class SqlCategory(MappedCategory):
+PatronMatch = Literal["exact", "case_insensitive"]
+PeriodKey = Literal["event", "state"]
+DateKind = Literal["date", "local", "instant"]
+
+
+def _zone_name(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            zone(value)
+        except UnknownTimeZone as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class _Timing(MappedCategory):
+    """What SQL and HTTP categories say about their dates and their patron column."""
+
+    #: ``event``: dated by one column; ``state``: a span from the date column to end_column.
+    period: PeriodKey = "event"
+    #: The zone wall-clock values of this category are written in (default: the store's).
+    time_zone: str | None = None
+    #: How the store matches patron ids (default: the mapping's ``patron_match``).
+    patron_match: PatronMatch | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return _zone_name(value)
+
+
+class SqlCategory(_Timing):
     """One category held in a SQL table or view."""
 
     table: Identifier
     patron_column: Identifier
     date_column: Identifier
+    #: For ``period = "state"``: the column where the span ends (NULL: it has not ended).
+    end_column: Identifier | None = None
+    #: What the date columns hold, where the column's type cannot say (text on SQLite).
+    date_kind: DateKind | None = None
     id_column: Identifier | None = None
     fields: dict[Identifier, Identifier] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _state_has_end(self) -> SqlCategory:
+        _check_state(self.period, self.end_column, "end_column")
+        return self
 
     def columns(self) -> tuple[str, ...]:
         """Every column the category names, each once, in a stable order."""
         names = [self.patron_column, self.date_column, *self.fields.values()]
+        if self.end_column:
+            names.append(self.end_column)
         if self.id_column:
             names.append(self.id_column)
         return tuple(dict.fromkeys(names))
 
+    def period_columns(self) -> tuple[str, ...]:
+        """The columns that place a record in time: the date, and a state's end."""
+        return (self.date_column, self.end_column) if self.end_column else (self.date_column,)
 
-class HttpCategory(MappedCategory):
+
+def _check_state(period: str, end: str | None, key: str) -> None:
+    if period == "state" and end is None:
+        raise ValueError(f'period = "state" needs {key} (where the span ends)')
+    if period == "event" and end is not None:
+        raise ValueError(f'{key} applies only to period = "state"')
+
+
+class HttpCategory(_Timing):
     """One category served by an upstream records API."""
 
     path: str = Field(min_length=2, max_length=512)
     date_field: JsonName
+    #: For ``period = "state"``: the member where the span ends (null or absent: not ended).
+    end_field: JsonName | None = None
     fields: dict[Identifier, JsonName] = Field(min_length=1)
     items: JsonName | None = None
     patron_field: JsonName | None = None
+
+    @model_validator(mode="after")
+    def _state_has_end(self) -> HttpCategory:
+        _check_state(self.period, self.end_field, "end_field")
+        return self
 
     @field_validator("path")
     @classmethod
@@ -118,6 +187,10 @@ class RecordsMapping(BaseModel):
     kind: str
     categories: dict[Category, CategoryMapping]
     health_path: str = "/healthz"
+    #: The zone the store writes wall-clock datetimes in (default: BULWARK_TIMEZONE).
+    time_zone: str | None = None
+    #: How the store matches patron ids unless a category says otherwise.
+    patron_match: PatronMatch = "exact"
 
     _fields: Mapping[Category, tuple[str, ...]] = PrivateAttr()
 
@@ -130,6 +203,18 @@ class RecordsMapping(BaseModel):
     def fields(self) -> Mapping[Category, tuple[str, ...]]:
         """Per mapped category, the output field names, in file order."""
         return self._fields
+
+    def store_zone(self, category: Category, library: ZoneInfo) -> ZoneInfo:
+        """The zone ``category``'s wall-clock values are in: its own, the store's, the library's."""
+        mapped = self.categories[category]
+        name = (mapped.time_zone if isinstance(mapped, _Timing) else None) or self.time_zone
+        return zone(name) if name else library
+
+    def matching(self, category: Category) -> PatronMatch:
+        """How the store matches ``category``'s patron ids."""
+        mapped = self.categories[category]
+        own = mapped.patron_match if isinstance(mapped, _Timing) else None
+        return own or self.patron_match
 
     def sql(self, category: Category) -> SqlCategory:
         """The SQL mapping of ``category`` (KeyError when not mapped)."""
@@ -191,7 +276,22 @@ def parse_mapping(data: Mapping[str, Any], *, source: str = "mapping") -> Record
     health_path = data.get("health_path", "/healthz")
     if not isinstance(health_path, str) or not re.fullmatch(r"/[A-Za-z0-9_\-./]*", health_path):
         raise MappingError(f"{source}: health_path must be a plain absolute path")
-    return RecordsMapping(kind=kind.name, categories=categories, health_path=health_path)
+    time_zone = data.get("time_zone")
+    if time_zone is not None:
+        try:
+            zone(time_zone)
+        except UnknownTimeZone as exc:
+            raise MappingError(f"{source}: time_zone: {exc}") from None
+    patron_match = data.get("patron_match", "exact")
+    if patron_match not in ("exact", "case_insensitive"):
+        raise MappingError(f'{source}: patron_match must be "exact" or "case_insensitive"')
+    return RecordsMapping(
+        kind=kind.name,
+        categories=categories,
+        health_path=health_path,
+        time_zone=time_zone,
+        patron_match=patron_match,
+    )
 
 
 def _legacy_kind(raw_categories: Mapping[str, Any], source: str) -> str:
@@ -232,8 +332,10 @@ def _parse_category(
 def _describe(exc: ValidationError) -> str:
     # The first fault only, as ``key: message``; identifiers name their own rule.
     error = exc.errors(include_url=False)[0]
-    key = ".".join(str(part) for part in error["loc"]) or "?"
+    key = ".".join(str(part) for part in error["loc"]) or "period"
     kind = error["type"]
+    if kind == "value_error":
+        return f"{key}: {str(error['msg']).removeprefix('Value error, ')}"
     if kind == "extra_forbidden":
         return f"{key}: unknown key"
     if kind == "missing":

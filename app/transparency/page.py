@@ -44,8 +44,12 @@ svg text{font:13px system-ui,sans-serif;fill:#1b1b1b}
 BAR_COLOURS: Final = {"permitted": "#1f6f43", "refused": "#a4262c", "failed": "#5c5c5c"}
 
 
-def render(report: dict[str, Any]) -> str:
-    """The whole page for ``report``, as built by ``service.build_report``."""
+def render(report: dict[str, Any], *, log_key: str | None = None) -> str:
+    """The whole page for ``report``, as built by ``service.build_report``.
+
+    ``log_key``: the audit log's public key (a C2SP verifier key), published here so that
+    anyone can check the library's signed checkpoints (docs/auditors.md).
+    """
     rows = report["instruments"]
     span = f"{escape(report['from'])} to {escape(report['to'])}"
     return "\n".join(
@@ -69,8 +73,20 @@ def render(report: dict[str, Any]) -> str:
             f"{escape(report['generated_at'])}. The same figures: "
             f"<code>GET /v1/transparency?from={escape(report['from'])}"
             f"&amp;to={escape(report['to'])}</code>.</small></p>",
+            _log_key(log_key),
             "</main></body></html>",
         ]
+    )
+
+
+def _log_key(log_key: str | None) -> str:
+    if not log_key:
+        return ""
+    return (
+        "<h2 id='log-key'>The audit log's public key</h2><p>Checkpoints of the audit log are "
+        "signed with this key (a C2SP signed-note verifier key); a checkpoint, proof or "
+        f"receipt that does not verify with it is not this library's.</p><pre>{escape(log_key)}"
+        "</pre>"
     )
 
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.callers.models import Role
 from app.callers.service import Caller
+from app.core.calendar import UTC_CLOCK, LibraryClock
+from app.core.clock import library_today
 from app.core.deps import Credentials, RuntimeDep, authenticate
 from app.core.problems import (
     BulwarkError,
@@ -37,9 +39,16 @@ CSV_TYPE = "text/csv"
 
 FromDate = Annotated[
     dt.date | None,
-    Query(alias="from", description="First day (UTC), inclusive; default 1 January of `to`."),
+    Query(
+        alias="from",
+        description="First day (the library's calendar, BULWARK_TIMEZONE), inclusive; "
+        "default 1 January of `to`.",
+    ),
 ]
-ToDate = Annotated[dt.date | None, Query(description="Last day (UTC), inclusive; default today.")]
+ToDate = Annotated[
+    dt.date | None,
+    Query(description="Last day (the library's calendar), inclusive; default today."),
+]
 
 
 Figure = int | str
@@ -94,7 +103,7 @@ class InstrumentRow(BaseModel):
 
 
 class TransparencyReport(BaseModel):
-    """The report for an inclusive UTC date range (see docs/transparency.md)."""
+    """The report for an inclusive range of the library's dates (see docs/transparency.md)."""
 
     model_config = ConfigDict(
         populate_by_name=True, json_schema_extra={"examples": [EXAMPLE_REPORT]}
@@ -111,9 +120,11 @@ class TransparencyReport(BaseModel):
     instruments: list[InstrumentRow]
 
 
-def period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
-    """The report's inclusive date range from the query, with its defaults."""
-    end = end or dt.datetime.now(dt.UTC).date()
+def period(
+    start: dt.date | None, end: dt.date | None, clock: LibraryClock = UTC_CLOCK
+) -> tuple[dt.date, dt.date]:
+    """The report's inclusive range of the library's dates, with its defaults."""
+    end = end or clock.today()
     start = start or end.replace(month=1, day=1)
     if end >= dt.date.max:  # the day after it, where the period ends, does not exist
         raise RequestInvalid(
@@ -129,7 +140,9 @@ def period(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date
 async def _report(runtime: Runtime, start: dt.date, end: dt.date, *, fresh: bool) -> dict[str, Any]:
     async def compute() -> dict[str, Any]:
         try:
-            return await service.build_report(runtime.state, runtime.policy, start=start, end=end)
+            return await service.build_report(
+                runtime.state, runtime.policy, start=start, end=end, today=library_today(runtime)
+            )
         except Exception:
             raise StateUnavailable() from None
 
@@ -137,7 +150,7 @@ async def _report(runtime: Runtime, start: dt.date, end: dt.date, *, fresh: bool
         return await compute()
     cache = runtime.extras.setdefault("transparency.cache", service.ReportCache())
     key = (start.isoformat(), end.isoformat(), runtime.policy.sha256)
-    final = end < dt.datetime.now(dt.UTC).date()
+    final = end < library_today(runtime)
     report: dict[str, Any] = await cache.get(key, compute, final=final)
     return report
 
@@ -192,7 +205,9 @@ async def transparency_report(
     public (figures up to 30 s old, or an hour for a period that has ended)."""
     caller = await _reader(request, runtime, credentials)
     # Auditors get figures as of now; the public, the cached ones (see service.ReportCache).
-    report = await _report(runtime, *period(start, to), fresh=caller is not None)
+    report = await _report(
+        runtime, *period(start, to, runtime.settings.clock), fresh=caller is not None
+    )
     if wants_csv(request):
         name = f"transparency-{report['from']}-{report['to']}.csv"
         return Response(
@@ -219,5 +234,6 @@ async def transparency_page(
         raise BulwarkError(
             Reason.REQUEST_NOT_FOUND, "This library does not publish its transparency report."
         )
-    report = await _report(runtime, *period(start, to), fresh=False)
-    return HTMLResponse(page.render(report))
+    report = await _report(runtime, *period(start, to, runtime.settings.clock), fresh=False)
+    log = runtime.extras.get("audit.log")  # app/audit/tlog.py: the checkpoint signer
+    return HTMLResponse(page.render(report, log_key=log.verifier.vkey if log else None))

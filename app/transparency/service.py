@@ -85,7 +85,7 @@ async def build_report(
     end: dt.date,
     today: dt.date | None = None,
 ) -> dict[str, Any]:
-    """The report for the inclusive UTC date range ``start``..``end``; see the module doc."""
+    """The report for the library's inclusive date range ``start``..``end``; see the module doc."""
     async with engine.connect() as conn:
         figures = await read_figures(conn, start, end)
     tallies: dict[str, dict[str, Counter[str]]] = {

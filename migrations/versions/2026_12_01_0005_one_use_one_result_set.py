@@ -18,6 +18,7 @@ Create Date: 2026-12-01 00:40:00.000000
 import datetime as dt
 import importlib
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from app.audit.figures import tally
+from app.core.calendar import zone
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -126,6 +128,9 @@ def _fill_figures(figures: sa.Table) -> None:
         sa.column("body", sa.Text()),
     )
     counted: Counter[tuple[dt.date, str, str, str]] = Counter()
+    # Figures are kept per day of the library's calendar; `bulwark db upgrade` runs with the
+    # deployment's BULWARK_TIMEZONE in its environment (UTC when unset, as Bulwark's default).
+    tz = zone(os.environ.get("BULWARK_TIMEZONE") or "UTC")
     after = 0
     while True:
         rows = bind.execute(
@@ -139,9 +144,12 @@ def _fill_figures(figures: sa.Table) -> None:
         after = int(rows[-1].seq)
         counted.update(
             tally(
-                (_utc(r.ts), str(r.kind), str(r.effect), json.loads(r.body))
-                for r in rows
-                if r.kind in ("disclosure", "disclosure_page")
+                (
+                    (_utc(r.ts), str(r.kind), str(r.effect), json.loads(r.body))
+                    for r in rows
+                    if r.kind in ("disclosure", "disclosure_page")
+                ),
+                tz,
             )
         )
     if counted:

@@ -17,6 +17,7 @@ from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.core import migrations
 from app.core.database import create_engine
 from app.core.reasons import Reason
+from tests.audit.forge import rebuild_tree
 
 
 @pytest.fixture
@@ -170,7 +171,10 @@ async def test_truncated_tail_with_head_adjusted_is_caught_by_checkpoint(
         engine,
         "UPDATE audit_head SET seq = 7, hash = (SELECT hash FROM audit_events WHERE seq = 7)",
     )
-    assert (await service.verify_chain(engine)).ok  # the chain alone cannot see it
+    tree_verdict = await service.verify_chain(engine)
+    assert (tree_verdict.ok, tree_verdict.first_bad_seq) == (False, 8)  # the tree sees it
+    await rebuild_tree(engine)  # unless the tree is truncated as well
+    assert (await service.verify_chain(engine)).ok  # the chain and tree alone cannot see it
     verdict = await service.verify_since(engine, saved, key.public_key())
     assert not verdict.ok
     assert verdict.first_bad_seq == 8
@@ -197,6 +201,9 @@ async def test_rewritten_history_with_recomputed_hashes_is_caught_by_checkpoint(
             )
             prev = h
         await conn.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+    tree_verdict = await service.verify_chain(engine)
+    assert (tree_verdict.ok, tree_verdict.first_bad_seq) == (False, 2)  # the tree sees it
+    await rebuild_tree(engine)  # unless the tree is rebuilt as well
     assert (await service.verify_chain(engine)).ok
     verdict = await service.verify_since(engine, saved, key.public_key())
     assert not verdict.ok

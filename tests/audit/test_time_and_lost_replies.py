@@ -55,8 +55,7 @@ async def test_a_rewritten_event_time_fails_verification(
         r = await client.post("/v1/disclosures", json=body, headers=auth(keys["requester"]))
         assert r.status_code == 200, r.text
     seq = r.json()["audit"]["seq"] - 1
-    ok = await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))
-    assert ok.json()["ok"] is True
+    assert (await service.verify_chain(runtime.state)).ok
     # Move the middle permit into another half-year, as someone reshaping a report would.
     async with runtime.state.begin() as conn:
         await conn.execute(
@@ -64,8 +63,11 @@ async def test_a_rewritten_event_time_fails_verification(
             .where(service.EVENTS.c.seq == seq)
             .values(ts=dt.datetime(2025, 12, 31, 12, tzinfo=dt.UTC))
         )
+    # The API's run (incremental, first from genesis here) and the CLI's full recomputation.
     bad = await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))
     assert (bad.json()["ok"], bad.json()["first_bad_seq"]) == (False, seq)
+    full = await service.verify_chain(runtime.state)
+    assert (full.ok, full.first_bad_seq) == (False, seq)
 
 
 # ------------------------------------------------------------------ upgrade in place

@@ -265,13 +265,37 @@ async def test_revoked_order_is_refused(
 async def test_revoking_an_order_never_seen_then_presenting_it(
     client: httpx.AsyncClient, keys: dict[str, str], order_token: Token
 ) -> None:
-    r = await client.post(
-        "/v1/orders/revocations",
-        json={"iss": "https://courts.example/il-cook", "jti": "future-order", "reason": "sealed"},
-        headers=auth(keys["admin"]),
-    )
+    revocation = {"iss": "https://courts.example/il-cook", "jti": "future-order", "reason": "x"}
+    r = await client.post("/v1/orders/revocations", json=revocation, headers=auth(keys["admin"]))
+    # Never seen: refused unless said to be pre-emptive (a mistyped jti is not "revoked").
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert reasons(r) == ["order.unseen"]
+    revocation["pre_emptive"] = True
+    r = await client.post("/v1/orders/revocations", json=revocation, headers=auth(keys["admin"]))
     assert r.status_code == 200
     token = order(order_token, jti="future-order")
+    r = await client.post("/v1/disclosures", json=request(token), headers=auth(keys["requester"]))
+    assert reasons(r) == ["order.revoked"]
+
+
+async def test_revoking_a_mistyped_jti_is_refused_and_the_real_order_stays_valid(
+    client: httpx.AsyncClient, keys: dict[str, str], order_token: Token
+) -> None:
+    token = order(order_token, max_uses=3, jti="DEMO-0002-order-1")
+    dry = await client.post("/v1/decisions", json=request(token), headers=auth(keys["admin"]))
+    assert dry.json()["decision"]["effect"] == "permit"
+    iss = "https://courts.example/il-cook"
+    typo = {"iss": iss, "jti": "DEMO-0002-order-l", "reason": "vacated"}
+    r = await client.post("/v1/orders/revocations", json=typo, headers=auth(keys["admin"]))
+    assert (r.status_code, reasons(r)) == (404, ["order.unseen"])
+    like = {"iss": iss, "jti": "DEMO-0002-order-%", "reason": "vacated"}  # no LIKE wildcard
+    r = await client.post("/v1/orders/revocations", json=like, headers=auth(keys["admin"]))
+    assert r.status_code == 404
+    # An order seen only in a dry run is known: revoking it works.
+    real = {"iss": iss, "jti": "DEMO-0002-order-1", "reason": "vacated"}
+    r = await client.post("/v1/orders/revocations", json=real, headers=auth(keys["admin"]))
+    assert r.status_code == 200, r.text
     r = await client.post("/v1/disclosures", json=request(token), headers=auth(keys["requester"]))
     assert reasons(r) == ["order.revoked"]
 
@@ -347,6 +371,43 @@ async def test_one_failing_category_of_three_releases_nothing(
         await rt.close()
 
 
+async def test_a_date_that_cannot_be_placed_in_time_releases_nothing(
+    make_settings: Callable[..., Settings], demo_store_url: str, order_token: Token, tmp_path: Path
+) -> None:
+    from app.metrics import STORE_MALFORMED
+
+    copy = tmp_path / "records-copy.db"
+    shutil.copy(make_url(demo_store_url).database or "", copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute(
+            "UPDATE searches SET searched_at = '31/03/2026 10:00' WHERE search_id = "
+            "(SELECT MIN(search_id) FROM searches WHERE patron_id = ?)",
+            (DEMO_PATRON,),
+        )
+    settings = make_settings(records_url=f"sqlite:///{copy}")
+    await migrate(settings)
+    rt = await build_runtime(settings)
+    counted = STORE_MALFORMED.labels("search_history")
+    before = counted._value.get()
+    try:
+        from app.callers.models import Role
+        from app.callers.service import add_client
+
+        _, key = await add_client(rt.state, "r4", Role.REQUESTER, audit=rt.audit)
+        token = order(order_token, max_uses=1)
+        body = request(token, categories=["circulation", "search_history"])
+        async with _client(rt) as c:
+            r = await c.post("/v1/disclosures", json=body, headers=auth(key))
+        assert (r.status_code, reasons(r)) == (503, ["store.unavailable"])
+        assert "cannot be placed in time" in r.json()["detail"]
+        assert "records" not in r.json()
+        assert "31/03/2026" not in r.text
+        assert await _uses(rt) == 0
+        assert counted._value.get() == before + 1
+    finally:
+        await rt.close()
+
+
 async def test_audit_unwritable_releases_nothing_and_keeps_the_use(
     client: httpx.AsyncClient, keys: dict[str, str], order_token: Token, runtime: Runtime
 ) -> None:
@@ -413,4 +474,5 @@ async def test_truncated_answer_continues_under_the_same_use(
 
 
 def _iso(value: str) -> str:
-    return value.replace(" ", "T")
+    # Stored as wall-clock text; released with the library's offset (UTC in these settings).
+    return value.replace(" ", "T") + "+00:00"

@@ -70,7 +70,10 @@ async def test_a_permit_holds_every_patron_of_the_order(
     assert hold["order"]["jti"] == r.json()["order"]["jti"]
     expiry = dt.datetime.fromtimestamp(int(now.timestamp()) + 10 * 86400, dt.UTC)
     margin = runtime.policy.policy.legal_holds.margin_days
-    assert dt.datetime.fromisoformat(hold["held_until"]) == expiry + dt.timedelta(days=margin)
+    # Through the whole library day (UTC in these settings) of expiry plus the margin.
+    assert dt.datetime.fromisoformat(hold["held_until"]) == _day_end(
+        expiry + dt.timedelta(days=margin)
+    )
 
 
 async def test_a_dry_run_and_a_refusal_hold_too(
@@ -98,7 +101,7 @@ async def test_a_permit_refused_under_the_audit_lock_still_holds(
     token = held_order(order_token, jti="revoked-unseen")
     r = await client.post(
         "/v1/orders/revocations",
-        json={"iss": COURT_ISS, "jti": "revoked-unseen", "reason": "vacated"},
+        json={"iss": COURT_ISS, "jti": "revoked-unseen", "reason": "vacated", "pre_emptive": True},
         headers=auth(keys["admin"]),
     )
     assert r.status_code == 200
@@ -177,9 +180,28 @@ async def test_margin_comes_from_the_policy(
         await dry_run(runtime, caller, DisclosureRequest.model_validate(body(token)), None)
         [hold, *_] = await service.list_holds(runtime.state, now=now)
         expiry = dt.datetime.fromtimestamp(int(now.timestamp()) + 3 * 86400, dt.UTC)
-        assert dt.datetime.fromisoformat(hold["held_until"]) == expiry
+        assert dt.datetime.fromisoformat(hold["held_until"]) == _day_end(expiry)
     finally:
         await runtime.close()
+
+
+def _day_end(instant: dt.datetime) -> dt.datetime:
+    day = instant.date()
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+def test_a_hold_lasts_through_the_library_s_local_day() -> None:
+    # An order expiring at 03:00 UTC on 10 March 2026 expires on 9 March in Chicago (21:00
+    # CST): with a 30-day margin the hold lasts through 8 April, to local midnight (CDT).
+    from app.core.calendar import LibraryClock
+    from app.orders.models import OrderClaims
+
+    exp = int(dt.datetime(2026, 3, 10, 3, 0, tzinfo=dt.UTC).timestamp())
+    claims = OrderClaims.model_validate(
+        make_claims(now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC), exp=exp, patrons=["P1"])
+    )
+    spec = service.hold_for(claims, 30, LibraryClock.named("America/Chicago"))
+    assert spec.held_until.isoformat() == "2026-04-09T05:00:00+00:00"
 
 
 async def _caller(runtime: Runtime) -> Any:

@@ -87,12 +87,20 @@ def _verifier(store: Path) -> OrderVerifier:
 
 
 @pytest.fixture
-def court(tmp_path: Path) -> tuple[Path, Path]:
-    """A generated ES256 court key and a trust store holding its public half."""
+def court(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A generated ES256 court key and a trust store holding its public half, which is also
+    the deployment's (``orders issue`` checks orders against it)."""
     store = tmp_path / "trust.json"
     result, key = _generate(tmp_path, "--trust-store", str(store))
     assert result.exit_code == 0, result.output
+    deployment(monkeypatch, store)
     return key, store
+
+
+def deployment(monkeypatch: pytest.MonkeyPatch, store: Path) -> None:
+    """The settings ``orders issue`` checks against: this trust store, a US-IL library."""
+    monkeypatch.setenv("BULWARK_TRUST_STORE", str(store))
+    monkeypatch.setenv("BULWARK_JURISDICTIONS", "US-IL")
 
 
 def test_keys_generate_writes_a_0600_key_and_prints_the_entry(tmp_path: Path) -> None:
@@ -152,10 +160,11 @@ def test_orders_issue_prints_a_token_that_verifies(court: tuple[Path, Path]) -> 
     assert check.claims.scope.fields == {"circulation": ["title"]}
 
 
-def test_orders_issue_with_rsa(tmp_path: Path) -> None:
+def test_orders_issue_with_rsa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "trust.json"
     result, key = _generate(tmp_path, "--trust-store", str(store), alg="RS256")
     assert result.exit_code == 0, result.output
+    deployment(monkeypatch, store)
     result = _issue(key, "--nbf", "2020-01-01T00:00:00")
     assert result.exit_code == 0, result.output
     check = _verifier(store).verify(result.stdout.strip(), dt.datetime.now(dt.UTC))

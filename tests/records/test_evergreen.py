@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from app.callers.models import Role
 from app.callers.service import add_client
+from app.core.calendar import LibraryClock
 from app.core.config import Settings
 from app.orders.models import Category
 from app.policy.decision import Obligations, Period
@@ -226,7 +227,9 @@ def evergreen() -> Iterator[tuple[str, str]]:
 @pytest.fixture
 async def store(evergreen: tuple[str, str]) -> AsyncIterator[SqlRecordsStore]:
     """The example's mapping, read as the least-privilege role."""
-    sql_store = SqlRecordsStore(evergreen[1], load_mapping(EXAMPLE / "mapping.toml"))
+    sql_store = SqlRecordsStore(
+        evergreen[1], load_mapping(EXAMPLE / "mapping.toml"), clock=LibraryClock.named(ZONE)
+    )
     await sql_store.validate()
     yield sql_store
     await sql_store.close()
@@ -273,14 +276,16 @@ async def test_the_role_reads_nothing_but_the_views(evergreen: tuple[str, str]) 
         await conn.close()
 
 
-@pytest.mark.xfail(reason="instants judged in the library's zone arrive with issue 14")
 @pytest.mark.parametrize("limit", [1, 2, 100])
 async def test_circulation_is_exactly_the_raw_tables(
     evergreen: tuple[str, str], store: SqlRecordsStore, limit: int
 ) -> None:
     loans = await _fetch_all(store, CARD, C.CIRCULATION, limit)
     oracle = await _oracle(evergreen[0], ORACLE_CIRCULATION, CARD)
-    assert [r["checkout_time"] for r in loans] == [t.isoformat() for t, _ in oracle]
+    # The same instants, released in the library's time with their offset.
+    assert [dt.datetime.fromisoformat(r["checkout_time"]) for r in loans] == [t for t, _ in oracle]
+    assert loans[0]["checkout_time"] == "2026-01-01T00:00:00-06:00"
+    assert loans[-1]["checkout_time"] == "2026-03-31T23:59:59-05:00"
     assert [(r["source"], r["title"]) for r in loans] == [
         ("circulation", "The Quiet Lantern (fictional)"),  # 00:00 local on the first day
         ("reading_history", "Paper Atlas (fictional)"),  # aged loan kept by the patron's opt-in
@@ -294,7 +299,6 @@ async def test_circulation_is_exactly_the_raw_tables(
     assert [r["renewal"] for r in loans].count(True) == 1
 
 
-@pytest.mark.xfail(reason="instants judged in the library's zone arrive with issue 14")
 async def test_holds_are_exactly_the_raw_tables(
     evergreen: tuple[str, str], store: SqlRecordsStore
 ) -> None:
@@ -313,7 +317,6 @@ async def test_a_replaced_card_names_the_same_patron(store: SqlRecordsStore) -> 
     assert old == new and old[C.CIRCULATION]
 
 
-@pytest.mark.xfail(reason="registration as a state arrives with issue 14's period semantics")
 async def test_registration_is_a_state(store: SqlRecordsStore) -> None:
     # Registered in June 2025, expiring 2028: registered throughout the period.
     [current] = await _fetch_all(store, CARD, C.REGISTRATION)
@@ -365,9 +368,6 @@ def test_the_policy_forbids_the_staff_only_fields() -> None:
             validate_against_policy(parse_mapping(document), policy.forbidden_fields)
 
 
-TZ_LANDED = "timezone" in Settings.model_fields
-
-
 async def test_the_readme_starts_bulwark_and_discloses(
     evergreen: tuple[str, str],
     make_settings: Callable[..., Settings],
@@ -377,7 +377,7 @@ async def test_the_readme_starts_bulwark_and_discloses(
     settings = make_settings(
         records_url=evergreen[1],
         records_mapping=EXAMPLE / "mapping.toml",
-        **({"timezone": ZONE} if TZ_LANDED else {}),
+        timezone=ZONE,
     )
     await migrate(settings)
     rt = await build_runtime(settings)  # start-up's checks, as the least-privilege role
@@ -402,9 +402,8 @@ async def test_the_readme_starts_bulwark_and_discloses(
         records = r.json()["records"]
         for secret in NEVER:
             assert secret not in r.text
-        if TZ_LANDED:
-            oracle = await _oracle(evergreen[0], ORACLE_CIRCULATION, CARD)
-            assert len(records["circulation"]) == len(oracle)
-            assert len(records["holds"]) == 2
+        oracle = await _oracle(evergreen[0], ORACLE_CIRCULATION, CARD)
+        assert len(records["circulation"]) == len(oracle) == 8
+        assert len(records["holds"]) == 2
     finally:
         await rt.close()

@@ -14,7 +14,6 @@ import pytest
 from app.callers.models import Role
 from app.callers.service import add_client
 from app.core.config import Settings
-from app.records.folio_store import library_zone
 from app.runtime import Runtime, build_runtime
 from tests.conftest import auth, migrate
 from tests.disclosures.test_disclosures import _client, _uses, reasons
@@ -41,7 +40,7 @@ async def setup(
             folio_username=USERNAME,
             records_timeout_seconds=1.0,
             records_connect_timeout_seconds=0.5,
-            **({"timezone": "America/Chicago"} if "timezone" in Settings.model_fields else {}),
+            timezone="America/Chicago",
         )
         await migrate(settings)
         rt = await build_runtime(settings)
@@ -75,7 +74,7 @@ def _order(order_token: Token, max_uses: int = 3) -> str:
 def _expected(records: list[dict[str, Any]], who: str, when: str, settings: Settings) -> int:
     import datetime as dt
 
-    zone = library_zone(settings)
+    zone = settings.clock.tz
     return sum(
         1
         for r in records
