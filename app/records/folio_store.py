@@ -59,6 +59,7 @@ from app.policy.decision import Obligations, Period
 from app.records.base import Page, Record, StoreValueMalformed
 from app.records.cursor import CursorInvalid, decode_cursor, encode_cursor, require_int
 from app.records.mapping import Identifier, MappedCategory, MappingError, RecordsMapping
+from app.records.sql_schema import StoreLoginError
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -109,6 +110,14 @@ _SOURCES = {
 
 class FolioFault(Exception):
     """Why FOLIO's answer was refused; the text is safe to show (no patron, no token)."""
+
+
+class FolioLoginRefused(FolioFault):
+    """FOLIO answered the login, and refused it (a wrong password, an unknown tenant)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"login answered with status {status}")
+        self.status = status
 
 
 class FolioDateMalformed(FolioFault):
@@ -162,8 +171,32 @@ class FolioRecordsStore:
         return self._mapping.fields()
 
     async def validate(self) -> None:
-        """FOLIO has no schema to inspect here: confirm the tenant, login and users module."""
+        """FOLIO has no schema to inspect here: confirm the tenant, login and users module.
+
+        A refused login is a StoreLoginError naming the setting to fix; no answer at all is
+        StoreUnavailable.
+        """
+        try:
+            async with asyncio.timeout(self._deadline * 2):
+                await self._current_token()
+        except FolioLoginRefused as exc:
+            raise StoreLoginError(self._login_guidance(exc.status)) from None
+        except (FolioFault, httpx.HTTPError, TimeoutError) as exc:
+            logger.warning("records store login failed", extra={"error_type": type(exc).__name__})
+            raise StoreUnavailable("The records store's login is not answering.") from None
         await self.check()
+
+    def _login_guidance(self, status: int) -> str:
+        if status == 400:
+            return (
+                f"FOLIO did not accept the tenant {self._credentials.tenant!r} (status 400); "
+                "check BULWARK_FOLIO_TENANT"
+            )
+        return (
+            f"FOLIO refused the login of {self._credentials.username!r} (status {status}); "
+            "check BULWARK_FOLIO_USERNAME, BULWARK_FOLIO_PASSWORD (or its _FILE) and that the "
+            "account is active"
+        )
 
     async def check(self) -> None:
         """Raise StoreUnavailable unless FOLIO answers a (scoped, empty) users query."""
@@ -399,11 +432,11 @@ class FolioRecordsStore:
                     raise FolioFault("login answered without an access token")
                 return token, self._expiry(data)
             if status != 404:
-                raise FolioFault(f"login answered with status {status}")
+                raise _login_failure(status)
             self._legacy_login = True  # this FOLIO predates expiring tokens
         status, _, response = await self._login_call("/authn/login", headers, payload)
         if status != 201:
-            raise FolioFault(f"login answered with status {status}")
+            raise _login_failure(status)
         token = response.headers.get("x-okapi-token")
         if not token:
             raise FolioFault("login answered without x-okapi-token")
@@ -475,6 +508,15 @@ class FolioRecordsStore:
             finally:
                 await response.aclose()
         return response.status_code, b"".join(chunks), response
+
+
+def _login_failure(status: int) -> FolioFault:
+    # 5xx: FOLIO is failing, not refusing; anything else is a refusal of these credentials.
+    return (
+        FolioFault(f"login answered with status {status}")
+        if status >= 500
+        else (FolioLoginRefused(status))
+    )
 
 
 def cql_escape(value: str) -> str:

@@ -33,6 +33,7 @@ from app.records.folio_store import (
     event_query,
 )
 from app.records.mapping import MappingError, RecordsMapping, load_mapping, parse_mapping
+from app.records.sql_schema import StoreLoginError
 from tests.records.folio_fake import (
     PASSWORD,
     TENANT,
@@ -651,3 +652,15 @@ async def test_the_exact_barcode_is_found_among_many_case_variants(
     assert patron["surname"] == "Exact"
     lookups = [s for s in folio.data_calls() if s.path == "/users"]
     assert [s.query["offset"] for s in lookups] == ["0", "20", "40", "60"]
+
+
+async def test_start_up_names_a_refused_login(folio: Folio, client: httpx.AsyncClient) -> None:
+    with pytest.raises(StoreLoginError, match=r"BULWARK_FOLIO_USERNAME.*BULWARK_FOLIO_PASSWORD"):
+        await make_store(folio, client, password="wrong").validate()
+    with pytest.raises(StoreLoginError, match=r"tenant 'nosuch' \(status 400\).*TENANT"):
+        await make_store(folio, client, tenant="nosuch").validate()
+    folio.status["/authn/login-with-expiry"] = 502
+    with pytest.raises(StoreUnavailable):
+        await make_store(folio, client).validate()
+    text = "".join(s.body.decode() for s in folio.seen)
+    assert text.count(PASSWORD) == 2  # sent to the login, twice; never anywhere else

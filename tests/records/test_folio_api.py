@@ -14,7 +14,7 @@ import pytest
 from app.callers.models import Role
 from app.callers.service import add_client
 from app.core.config import Settings
-from app.runtime import Runtime, build_runtime
+from app.runtime import Runtime, StartupError, build_runtime
 from tests.conftest import auth, migrate
 from tests.disclosures.test_disclosures import _client, _uses, reasons
 from tests.records.folio_fake import PASSWORD, TENANT, USERNAME, Folio, running_folio
@@ -148,3 +148,32 @@ async def test_the_http_client_carries_no_folio_cookie(
         await c.post("/v1/disclosures", json=_body(_order(order_token)), headers=auth(key))
     http: httpx.AsyncClient = rt.http
     assert not http.cookies
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"folio_tenant": ""}, "a FOLIO records store needs BULWARK_FOLIO_TENANT"),
+        ({"folio_username": "nobody"}, "FOLIO refused the login of 'nobody'"),
+        ({"folio_tenant": "nosuch"}, "check BULWARK_FOLIO_TENANT"),
+    ],
+)
+async def test_start_up_refusals_name_the_setting(
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    change: dict[str, str],
+    message: str,
+) -> None:
+    with running_folio(**{TENANT: tenant_data()}) as folio:
+        values: dict[str, Any] = {
+            "records_url": folio.base_url,
+            "records_mapping": EXAMPLE / "mapping.toml",
+            "folio_tenant": TENANT,
+            "folio_username": USERNAME,
+            "folio_password": PASSWORD,
+        }
+        settings = make_settings(**{**values, **change})
+        await migrate(settings)
+        with pytest.raises(StartupError, match=message) as caught:
+            await build_runtime(settings)
+        assert PASSWORD not in str(caught.value)
