@@ -89,7 +89,9 @@ def _is_database(url: str) -> bool:
 def _build_sql(
     settings: Settings, mapping: RecordsMapping, _: httpx.AsyncClient
 ) -> SqlRecordsStore:
-    return SqlRecordsStore(settings.store_url, mapping, timeout=settings.records_timeout_seconds)
+    return SqlRecordsStore(
+        settings.store_url, mapping, timeout=settings.records_timeout_seconds, clock=settings.clock
+    )
 
 
 def _build_http(

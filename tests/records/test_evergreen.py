@@ -403,7 +403,9 @@ async def test_the_readme_starts_bulwark_and_discloses(
         for secret in NEVER:
             assert secret not in r.text
         oracle = await _oracle(evergreen[0], ORACLE_CIRCULATION, CARD)
-        assert len(records["circulation"]) == len(oracle) == 8
-        assert len(records["holds"]) == 2
+        released = [dt.datetime.fromisoformat(r["checkout_time"]) for r in records["circulation"]]
+        assert released == [t for t, _ in oracle] and len(released) == 8
+        holds = await _oracle(evergreen[0], ORACLE_HOLDS, CARD)
+        assert len(records["holds"]) == len(holds) == 2
     finally:
         await rt.close()

@@ -142,3 +142,21 @@ async def test_a_new_kind_is_one_module_and_one_registry_line(
     assert isinstance(build_store(settings, mapping, client), ToyStore)
     with pytest.raises(MappingError, match="describes a TOY store"):
         build_store(_settings(tmp_path), mapping, client)
+
+
+async def test_every_kind_gets_the_librarys_clock(
+    tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    chicago = {"timezone": "America/Chicago"}
+    sql = build_store(
+        _settings(tmp_path, **chicago), load_configured_mapping(_settings(tmp_path)), client
+    )
+    try:
+        assert isinstance(sql, SqlRecordsStore)
+        assert {f.clock.name for f in sql._frames.values()} == {"America/Chicago"}
+    finally:
+        await sql.close()
+    settings = _settings(tmp_path, records_url="https://ils.example/api", **chicago)
+    http = build_store(settings, parse_mapping(HTTP_MAPPING), client)
+    assert isinstance(http, HttpRecordsStore)
+    assert {f.clock.name for f in http._frames.values()} == {"America/Chicago"}

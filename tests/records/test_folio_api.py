@@ -71,18 +71,20 @@ def _order(order_token: Token, max_uses: int = 3) -> str:
     )
 
 
-def _expected(records: list[dict[str, Any]], who: str, when: str, settings: Settings) -> int:
+def _expected(records: list[dict[str, Any]], who: str, when: str, settings: Settings) -> list[str]:
+    """The raw data's answer: the patron's dates in the period, in the library's calendar."""
     import datetime as dt
 
     zone = settings.clock.tz
-    return sum(
-        1
+    chosen = [
+        r[when]
         for r in records
         if r.get(who) == UA
         and dt.date(2026, 1, 1)
         <= dt.datetime.fromisoformat(r[when]).astimezone(zone).date()
         <= dt.date(2026, 3, 31)
-    )
+    ]
+    return sorted(chosen, key=dt.datetime.fromisoformat)
 
 
 async def test_disclosure_from_folio(
@@ -93,8 +95,10 @@ async def test_disclosure_from_folio(
         r = await c.post("/v1/disclosures", json=_body(_order(order_token)), headers=auth(key))
     assert r.status_code == 200, r.text
     records = r.json()["records"]
-    assert len(records["circulation"]) == _expected(LOANS, "userId", "loanDate", settings)
-    assert len(records["holds"]) == _expected(REQUESTS, "requesterId", "requestDate", settings)
+    loans = [r["checkout_date"] for r in records["circulation"]]
+    assert loans == _expected(LOANS, "userId", "loanDate", settings) and len(loans) == 18
+    holds = [r["placed_on"] for r in records["holds"]]
+    assert holds == _expected(REQUESTS, "requesterId", "requestDate", settings)
     assert UA not in r.text and PASSWORD not in r.text
     for token in folio.tokens:
         assert token not in r.text
