@@ -263,7 +263,10 @@ async def open_records_store(
     StartupError names what is wrong: the login, the database, the table or view, the column
     and what to do; "unreachable" only when the store cannot be reached at all.
     """
-    store = build_store(settings, mapping, http)
+    try:
+        store = build_store(settings, mapping, http)
+    except MappingError as exc:  # a store kind's own settings (FOLIO's tenant, account)
+        raise StartupError(f"records store settings: {exc}") from None
     try:
         await store.validate()
     except StoreLoginError as exc:

@@ -42,6 +42,7 @@ FILE_SETTINGS = (
     "pseudonym_key",
     "redis_url",
     "metrics_key",
+    "folio_password",
 )
 
 #: Values that must never be used as secrets (copied from examples or left as placeholders).
@@ -76,6 +77,12 @@ class Settings(BaseSettings):
     )
     records_api_token: SecretStr | None = Field(
         default=None, description="Credential Bulwark presents to an upstream records API."
+    )
+    # The FOLIO store kind (docs/records.md): tenant and the service account Bulwark logs in as.
+    folio_tenant: str = Field(default="", pattern=r"^([a-z][a-z0-9_]{0,62})?$")
+    folio_username: str = Field(default="", max_length=256)
+    folio_password: SecretStr | None = Field(
+        default=None, description="Also from BULWARK_FOLIO_PASSWORD_FILE (preferred)."
     )
     records_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     records_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)

@@ -1,8 +1,20 @@
-"""Choosing and building the configured records store.
+"""Choosing and building the configured records store: the registry of store kinds.
 
-``settings.store_url`` decides: an ``http://`` or ``https://`` URL is an upstream records API,
-anything else a SQLAlchemy URL (the bundled demo SQLite file when ``BULWARK_RECORDS_URL`` is
-empty). The mapping must describe the same kind of store. Start-up is then::
+A mapping names its store ``kind`` (``kind = "folio"``); without one, categories naming a
+``path`` are ``http`` and the others ``sql``, as before kinds existed. Each kind in
+:data:`KINDS` brings:
+
+- ``category``: the pydantic model one ``[categories.<id>]`` section must match (so each kind
+  validates its own section: tables and columns, paths, FOLIO sources…);
+- ``top_level_keys``: the mapping keys besides ``kind`` and ``categories`` it accepts;
+- ``accepts_url``: which ``BULWARK_RECORDS_URL`` it can read (a database URL, an ``http(s)``
+  base URL);
+- ``build``: the store, from the settings (each kind checks the settings it needs here and
+  refuses to start, naming the setting, when one is missing).
+
+Adding a kind is one new module (its category model, its store and a ``build`` function) and
+one line in :data:`KINDS`; docs/records.md walks through the HTTP kind as the example.
+Start-up is then::
 
     mapping = load_configured_mapping(settings)
     validate_against_policy(mapping, policy.forbidden_fields)
@@ -12,6 +24,8 @@ empty). The mapping must describe the same kind of store. Start-up is then::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -19,11 +33,26 @@ import httpx
 
 from app.core.config import Settings
 from app.records.base import RecordsStore
+from app.records.folio_store import FolioCategory, build_folio_store
 from app.records.http_store import HttpRecordsStore
-from app.records.mapping import MappingError, RecordsMapping, load_mapping
+from app.records.mapping import (
+    HttpCategory,
+    MappedCategory,
+    MappingError,
+    RecordsMapping,
+    SqlCategory,
+    load_mapping,
+)
 from app.records.sql_store import SqlRecordsStore
 
-__all__ = ["ConfiguredStore", "build_store", "is_http_store", "load_configured_mapping"]
+__all__ = [
+    "KINDS",
+    "ConfiguredStore",
+    "StoreKind",
+    "build_store",
+    "is_http_store",
+    "load_configured_mapping",
+]
 
 
 class ConfiguredStore(RecordsStore, Protocol):
@@ -34,9 +63,66 @@ class ConfiguredStore(RecordsStore, Protocol):
         ...
 
 
+Builder = Callable[[Settings, RecordsMapping, httpx.AsyncClient], ConfiguredStore]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreKind:
+    """One kind of records store: how its mapping reads and how its store is built."""
+
+    name: str
+    category: type[MappedCategory]
+    accepts_url: Callable[[str], bool]
+    build: Builder
+    top_level_keys: frozenset[str] = field(default_factory=frozenset)
+
+
 def is_http_store(url: str) -> bool:
     """Whether ``url`` names an upstream records API rather than a database."""
     return urlsplit(url).scheme.lower() in ("http", "https")
+
+
+def _is_database(url: str) -> bool:
+    return not is_http_store(url)
+
+
+def _build_sql(
+    settings: Settings, mapping: RecordsMapping, _: httpx.AsyncClient
+) -> SqlRecordsStore:
+    return SqlRecordsStore(
+        settings.store_url, mapping, timeout=settings.records_timeout_seconds, clock=settings.clock
+    )
+
+
+def _build_http(
+    settings: Settings, mapping: RecordsMapping, client: httpx.AsyncClient
+) -> HttpRecordsStore:
+    token = settings.records_api_token
+    return HttpRecordsStore(
+        settings.store_url,
+        mapping,
+        client,
+        token=token.get_secret_value() if token else None,
+        max_response_bytes=settings.records_max_response_bytes,
+        timeout=httpx.Timeout(
+            settings.records_timeout_seconds, connect=settings.records_connect_timeout_seconds
+        ),
+        clock=settings.clock,
+    )
+
+
+#: Mapping-wide keys of the SQL and HTTP kinds: the zone of wall-clock values, patron matching.
+_SQL_KEYS = frozenset({"time_zone", "patron_match"})
+
+#: The store kinds, by the name a mapping's ``kind`` gives. One line per kind.
+KINDS: Mapping[str, StoreKind] = {
+    kind.name: kind
+    for kind in (
+        StoreKind("sql", SqlCategory, _is_database, _build_sql, _SQL_KEYS),
+        StoreKind("http", HttpCategory, is_http_store, _build_http, _SQL_KEYS | {"health_path"}),
+        StoreKind("folio", FolioCategory, is_http_store, build_folio_store),
+    )
+}
 
 
 def load_configured_mapping(settings: Settings) -> RecordsMapping:
@@ -47,27 +133,13 @@ def load_configured_mapping(settings: Settings) -> RecordsMapping:
 def build_store(
     settings: Settings, mapping: RecordsMapping, http_client: httpx.AsyncClient
 ) -> ConfiguredStore:
-    """The records store for ``settings.store_url``, narrowed by ``mapping``."""
+    """The records store of the mapping's kind, reading ``settings.store_url``."""
+    kind = KINDS[mapping.kind]
     url = settings.store_url
-    wanted = "http" if is_http_store(url) else "sql"
-    if mapping.kind != wanted:
+    if not kind.accepts_url(url):
+        named = "HTTP" if is_http_store(url) else "SQL"
         raise MappingError(
-            f"{settings.records_mapping}: describes a {mapping.kind.upper()} store, but "
-            f"BULWARK_RECORDS_URL names a {wanted.upper()} one"
+            f"{settings.records_mapping}: describes a {kind.name.upper()} store, but "
+            f"BULWARK_RECORDS_URL names a {named} one"
         )
-    if wanted == "sql":
-        return SqlRecordsStore(
-            url, mapping, timeout=settings.records_timeout_seconds, clock=settings.clock
-        )
-    token = settings.records_api_token
-    return HttpRecordsStore(
-        url,
-        mapping,
-        http_client,
-        token=token.get_secret_value() if token else None,
-        max_response_bytes=settings.records_max_response_bytes,
-        timeout=httpx.Timeout(
-            settings.records_timeout_seconds, connect=settings.records_connect_timeout_seconds
-        ),
-        clock=settings.clock,
-    )
+    return kind.build(settings, mapping, http_client)

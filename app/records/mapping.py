@@ -12,6 +12,7 @@ keeps. For a SQL store each names a table or view and its columns::
 
 For an HTTP records API each names a path and JSON fields instead::
 
+    kind = "http"                  # optional: the store kind (see below)
     health_path = "/healthz"       # optional, HTTP only
 
     [categories.circulation]
@@ -20,6 +21,11 @@ For an HTTP records API each names a path and JSON fields instead::
     fields = { title = "title", checkout_date = "checked_out" }
     items = "loans"                # optional: the key holding the list; default a bare list
     patron_field = "patron"        # optional: drop any item naming another patron
+
+The top-level ``kind`` names the store kind (``sql``, ``http``, ``folio``, …); each kind, in
+the registry of :mod:`app.records.factory`, brings its own category model and validates its
+own section. A mapping without ``kind`` keeps the original rule: categories naming a ``path``
+are ``http``, the others ``sql``.
 
 Only the ``fields`` ever leave the store, renamed to their output names. Identifiers are plain
 SQL identifiers, so no mapping can smuggle SQL into a query. Every fault raises
@@ -62,6 +68,14 @@ class MappingError(ValueError):
     """The mapping file, or the store it describes, is not usable. Names category and key."""
 
 
+class MappedCategory(BaseModel):
+    """What every kind's category has: the fields that may leave, ``output = source``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: dict[str, str]
+
+
 PatronMatch = Literal["exact", "case_insensitive"]
 PeriodKey = Literal["event", "state"]
 DateKind = Literal["date", "local", "instant"]
@@ -76,10 +90,8 @@ def _zone_name(value: str | None) -> str | None:
     return value
 
 
-class _Timing(BaseModel):
-    """What every category says about its dates and its patron column."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Timing(MappedCategory):
+    """What SQL and HTTP categories say about their dates and their patron column."""
 
     #: ``event``: dated by one column; ``state``: a span from the date column to end_column.
     period: PeriodKey = "event"
@@ -164,7 +176,7 @@ class HttpCategory(_Timing):
         return path
 
 
-CategoryMapping = SqlCategory | HttpCategory
+CategoryMapping = MappedCategory
 
 
 class RecordsMapping(BaseModel):
@@ -172,7 +184,7 @@ class RecordsMapping(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["sql", "http"]
+    kind: str
     categories: dict[Category, CategoryMapping]
     health_path: str = "/healthz"
     #: The zone the store writes wall-clock datetimes in (default: BULWARK_TIMEZONE).
@@ -194,12 +206,15 @@ class RecordsMapping(BaseModel):
 
     def store_zone(self, category: Category, library: ZoneInfo) -> ZoneInfo:
         """The zone ``category``'s wall-clock values are in: its own, the store's, the library's."""
-        name = self.categories[category].time_zone or self.time_zone
+        mapped = self.categories[category]
+        name = (mapped.time_zone if isinstance(mapped, _Timing) else None) or self.time_zone
         return zone(name) if name else library
 
     def matching(self, category: Category) -> PatronMatch:
         """How the store matches ``category``'s patron ids."""
-        return self.categories[category].patron_match or self.patron_match
+        mapped = self.categories[category]
+        own = mapped.patron_match if isinstance(mapped, _Timing) else None
+        return own or self.patron_match
 
     def sql(self, category: Category) -> SqlCategory:
         """The SQL mapping of ``category`` (KeyError when not mapped)."""
@@ -214,7 +229,7 @@ class RecordsMapping(BaseModel):
         return mapping
 
 
-_TOP_LEVEL_KEYS = frozenset({"categories", "health_path", "time_zone", "patron_match"})
+_COMMON_KEYS = frozenset({"kind", "categories"})
 
 
 def load_mapping(path: str | Path) -> RecordsMapping:
@@ -233,23 +248,32 @@ def load_mapping(path: str | Path) -> RecordsMapping:
 
 def parse_mapping(data: Mapping[str, Any], *, source: str = "mapping") -> RecordsMapping:
     """Validate an already parsed mapping document."""
-    unknown = sorted(set(data) - _TOP_LEVEL_KEYS)
-    if unknown:
-        raise MappingError(f"{source}: unknown key {unknown[0]!r}")
+    from app.records.factory import KINDS  # the registry imports the stores, which import us
+
     raw_categories = data.get("categories")
     if not isinstance(raw_categories, dict) or not raw_categories:
         raise MappingError(f"{source}: [categories] must map at least one category")
+    kind_name = data.get("kind")
+    if kind_name is None:
+        kind_name = _legacy_kind(raw_categories, source)
+    elif not isinstance(kind_name, str) or kind_name not in KINDS:
+        raise MappingError(
+            f"{source}: kind: {kind_name!r} is not a store kind (one of {', '.join(KINDS)})"
+        )
+    kind = KINDS[kind_name]
+    unknown = sorted(set(data) - _COMMON_KEYS - kind.top_level_keys)
+    if unknown:
+        applies = [name for name, other in KINDS.items() if unknown[0] in other.top_level_keys]
+        if applies:
+            raise MappingError(
+                f"{source}: {unknown[0]} applies only to a {' or '.join(applies)} records store"
+            )
+        raise MappingError(f"{source}: unknown key {unknown[0]!r}")
     categories = {
-        _category_id(name, source): _parse_category(name, body, source)
+        _category_id(name, source): _parse_category(name, body, source, kind.category)
         for name, body in raw_categories.items()
     }
-    kinds = {"http" if isinstance(m, HttpCategory) else "sql" for m in categories.values()}
-    if len(kinds) != 1:
-        raise MappingError(f"{source}: categories mix SQL tables and HTTP paths; use one store")
-    kind = kinds.pop()
     health_path = data.get("health_path", "/healthz")
-    if "health_path" in data and kind != "http":
-        raise MappingError(f"{source}: health_path applies only to an HTTP records store")
     if not isinstance(health_path, str) or not re.fullmatch(r"/[A-Za-z0-9_\-./]*", health_path):
         raise MappingError(f"{source}: health_path must be a plain absolute path")
     time_zone = data.get("time_zone")
@@ -262,12 +286,23 @@ def parse_mapping(data: Mapping[str, Any], *, source: str = "mapping") -> Record
     if patron_match not in ("exact", "case_insensitive"):
         raise MappingError(f'{source}: patron_match must be "exact" or "case_insensitive"')
     return RecordsMapping(
-        kind=kind,
+        kind=kind.name,
         categories=categories,
         health_path=health_path,
         time_zone=time_zone,
         patron_match=patron_match,
     )
+
+
+def _legacy_kind(raw_categories: Mapping[str, Any], source: str) -> str:
+    """A mapping without ``kind``: HTTP when its categories name paths, SQL otherwise."""
+    kinds = {
+        "http" if isinstance(body, dict) and "path" in body else "sql"
+        for body in raw_categories.values()
+    }
+    if len(kinds) != 1:
+        raise MappingError(f"{source}: categories mix SQL tables and HTTP paths; use one store")
+    return kinds.pop()
 
 
 def _category_id(name: str, source: str) -> Category:
@@ -280,13 +315,14 @@ def _category_id(name: str, source: str) -> Category:
         ) from None
 
 
-def _parse_category(name: str, body: Any, source: str) -> CategoryMapping:
+def _parse_category(
+    name: str, body: Any, source: str, model: type[CategoryMapping]
+) -> CategoryMapping:
     where = f"{source}: categories.{name}"
     if not isinstance(body, dict):
         raise MappingError(f"{where}: must be a table")
-    if "table" in body and "path" in body:
+    if model in (SqlCategory, HttpCategory) and "table" in body and "path" in body:
         raise MappingError(f"{where}: give either table (SQL) or path (HTTP), not both")
-    model: type[CategoryMapping] = HttpCategory if "path" in body else SqlCategory
     try:
         return model.model_validate(body)
     except ValidationError as exc:

@@ -9,10 +9,17 @@ import httpx
 import pytest
 
 from app.core.config import Settings
+from app.orders.models import Category
 from app.records.demo import DEMO_MAPPING
-from app.records.factory import build_store, is_http_store, load_configured_mapping
+from app.records.factory import (
+    KINDS,
+    StoreKind,
+    build_store,
+    is_http_store,
+    load_configured_mapping,
+)
 from app.records.http_store import HttpRecordsStore
-from app.records.mapping import MappingError, parse_mapping
+from app.records.mapping import MappedCategory, MappingError, RecordsMapping, parse_mapping
 from app.records.sql_store import SqlRecordsStore
 
 HTTP_MAPPING = {
@@ -76,3 +83,80 @@ async def test_mapping_kind_must_match_the_url(tmp_path: Path, client: httpx.Asy
 )
 def test_scheme_decides(url: str, http: bool) -> None:
     assert is_http_store(url) is http
+
+
+# ---------------------------------------------------------------- the registry of store kinds
+
+
+def test_kinds_are_registered() -> None:
+    assert set(KINDS) >= {"sql", "http", "folio"}
+
+
+@pytest.mark.parametrize(
+    ("document", "kind"),
+    [
+        (HTTP_MAPPING, "http"),  # no `kind`: a path means HTTP, as before kinds existed
+        ({**HTTP_MAPPING, "kind": "http"}, "http"),
+    ],
+)
+def test_kind_named_or_inferred(document: dict[str, object], kind: str) -> None:
+    assert parse_mapping(document).kind == kind
+
+
+def test_a_section_of_another_kind_is_refused() -> None:
+    with pytest.raises(MappingError, match=r"categories\.circulation\.table: required"):
+        parse_mapping({**HTTP_MAPPING, "kind": "sql"})
+    with pytest.raises(MappingError, match="not a store kind"):
+        parse_mapping({**HTTP_MAPPING, "kind": "HTTP"})
+
+
+class ToyCategory(MappedCategory):
+    """A kind invented for this test: one category model, one builder, one registry line."""
+
+    shelf: str
+
+
+class ToyStore:
+    def __init__(self, mapping: RecordsMapping) -> None:
+        self.mapping = mapping
+
+
+async def test_a_new_kind_is_one_module_and_one_registry_line(
+    tmp_path: Path, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def build(settings: Settings, mapping: RecordsMapping, _: httpx.AsyncClient) -> ToyStore:
+        return ToyStore(mapping)
+
+    toy = StoreKind("toy", ToyCategory, is_http_store, build, frozenset({"shelf_list"}))  # type: ignore[arg-type]
+    monkeypatch.setitem(KINDS, "toy", toy)  # type: ignore[arg-type]
+    document = {
+        "kind": "toy",
+        "shelf_list": "/x",
+        "categories": {"holds": {"shelf": "A", "fields": {"title": "t"}}},
+    }
+    mapping = parse_mapping(document)
+    assert isinstance(mapping.categories[Category.HOLDS], ToyCategory)
+    with pytest.raises(MappingError, match=r"categories\.holds\.shelf: required"):
+        parse_mapping({**document, "categories": {"holds": {"fields": {"title": "t"}}}})
+    settings = _settings(tmp_path, records_url="https://toy.example")
+    assert isinstance(build_store(settings, mapping, client), ToyStore)
+    with pytest.raises(MappingError, match="describes a TOY store"):
+        build_store(_settings(tmp_path), mapping, client)
+
+
+async def test_every_kind_gets_the_librarys_clock(
+    tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    chicago = {"timezone": "America/Chicago"}
+    sql = build_store(
+        _settings(tmp_path, **chicago), load_configured_mapping(_settings(tmp_path)), client
+    )
+    try:
+        assert isinstance(sql, SqlRecordsStore)
+        assert {f.clock.name for f in sql._frames.values()} == {"America/Chicago"}
+    finally:
+        await sql.close()
+    settings = _settings(tmp_path, records_url="https://ils.example/api", **chicago)
+    http = build_store(settings, parse_mapping(HTTP_MAPPING), client)
+    assert isinstance(http, HttpRecordsStore)
+    assert {f.clock.name for f in http._frames.values()} == {"America/Chicago"}
