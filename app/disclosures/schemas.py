@@ -13,7 +13,6 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from typing_extensions import TypeAliasType
 
 from app.core.problems import ProblemReason
 from app.core.strict import IsoDate
@@ -46,11 +45,23 @@ RECORDS_SCHEMA: dict[str, Any] = {
         "items": {"type": "object", "additionalProperties": RECORD_VALUE_SCHEMA},
     },
 }
-#: What a trace row compared: JSON values (never a patron id).
-TraceValue = TypeAliasType(
-    "TraceValue",
-    "str | int | float | bool | list[TraceValue] | dict[str, TraceValue] | None",
-)
+_SCALAR: list[dict[str, Any]] = [
+    {"type": "string"},
+    {"type": "number"},
+    {"type": "boolean"},
+    {"type": "null"},
+]
+_SCALARS: dict[str, Any] = {"type": "array", "items": {"anyOf": _SCALAR}}
+#: What a trace row compared (never a patron id): a value, a list of values, or a map of them
+#: (a period's from/to, the fields per category). Not recursive: TypeScript clients cannot
+#: name a recursive union.
+TRACE_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        *_SCALAR,
+        _SCALARS,
+        {"type": "object", "additionalProperties": {"anyOf": [*_SCALAR, _SCALARS]}},
+    ]
+}
 
 EXAMPLE_REQUEST: dict[str, Any] = {
     "purpose": "legal_process",
@@ -113,7 +124,10 @@ class TraceRow(BaseModel):
     rule: str = Field(examples=["scope.patron"])
     outcome: Literal["pass", "fail", "skipped"]
     reasons: list[str] = Field(description="The reason codes this rule failed with.")
-    compared: dict[str, TraceValue] = Field(
+    compared: Annotated[
+        dict[str, Any],
+        WithJsonSchema({"type": "object", "additionalProperties": TRACE_VALUE_SCHEMA}),
+    ] = Field(
         description="The values the rule compared (never a patron id)."
     )
 
