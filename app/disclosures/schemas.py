@@ -127,9 +127,7 @@ class TraceRow(BaseModel):
     compared: Annotated[
         dict[str, Any],
         WithJsonSchema({"type": "object", "additionalProperties": TRACE_VALUE_SCHEMA}),
-    ] = Field(
-        description="The values the rule compared (never a patron id)."
-    )
+    ] = Field(description="The values the rule compared (never a patron id).")
 
 
 class DecisionOut(BaseModel):
