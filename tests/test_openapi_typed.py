@@ -223,3 +223,51 @@ async def test_the_live_document_types_records_per_mapped_category(
     circulation = records["properties"]["circulation"]["items"]
     assert "title" in circulation["properties"]
     assert circulation["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "yes"])
+async def test_a_boolean_that_is_not_a_json_boolean_is_refused(
+    client: httpx.AsyncClient, keys: dict[str, str], value: Any
+) -> None:
+    body = {"iss": "https://courts.example/x", "jti": "j-1", "reason": "r", "pre_emptive": value}
+    r = await client.post("/v1/orders/revocations", json=body, headers=auth(keys["admin"]))
+    assert _refused(r) == ["request.invalid"]
+
+
+async def test_an_undeclared_query_parameter_is_refused_without_echoing_it(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    r = await client.get(
+        "/v1/legal-holds", params={"patron": DEMO_PATRON}, headers=auth(keys["admin"])
+    )
+    assert _refused(r) == ["request.invalid"]
+    assert DEMO_PATRON not in r.text and "patron" not in r.json()["detail"]
+    # Without a key the key is refused first: an anonymous caller learns nothing else.
+    assert (await client.get("/v1/legal-holds", params={"x": "1"})).status_code == 401
+
+
+async def test_a_malformed_cursor_is_refused_by_a_dry_run_too(
+    client: httpx.AsyncClient, keys: dict[str, str], order_token: Token
+) -> None:
+    body = _body(order_token(patrons=[DEMO_PATRON]), cursor="AAA")
+    r = await client.post("/v1/decisions", json=body, headers=auth(keys["requester"]))
+    assert _refused(r) == ["request.invalid"]
+
+
+def test_the_tile_path_is_declared_as_the_code_reads_it(document: dict[str, Any]) -> None:
+    import re
+
+    from app.audit.log_router import parse_tile_index
+
+    (rest,) = [
+        p for p in document["paths"]["/v1/log/tile/{level}/{rest}"]["get"]["parameters"]
+        if p["name"] == "rest"
+    ]  # fmt: skip
+    pattern = re.compile(rest["schema"]["pattern"])
+    for path in ["000", "x001/234", "001.p/5", "000.p/255", "000.p/256", "1", "000.p/0", "x1/000"]:
+        try:
+            parse_tile_index(path)
+            accepted = True
+        except Exception:
+            accepted = False
+        assert accepted == bool(pattern.search(path)), path

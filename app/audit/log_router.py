@@ -331,6 +331,10 @@ async def public_consistency(
     return ConsistencyProof.model_validate(proof)
 
 
+#: The tile path as the document declares it (what ``_TILE`` and the width check accept).
+TILE_PATH_PATTERN = (
+    r"^(?:x[0-9]{3}/)*[0-9]{3}(?:\.p/(?:[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$"
+)
 _TILE = re.compile(r"^(?P<index>(?:x[0-9]{3}/)*[0-9]{3})(?:\.p/(?P<width>[1-9][0-9]{0,2}))?$")
 
 
@@ -362,7 +366,7 @@ async def get_tile(
     runtime: RuntimeDep,
     credentials: Credentials,
     level: Annotated[int, Path(ge=0, le=63)],
-    rest: str,
+    rest: Annotated[str, Path(json_schema_extra={"pattern": TILE_PATH_PATTERN})],
 ) -> Response:
     """Entry bundles (`tile/entries/...`) are never served: the entries are the events."""
     await _reader(request, runtime, credentials)

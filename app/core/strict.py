@@ -80,12 +80,26 @@ def _base(annotation: Any) -> Any:
     return annotation
 
 
+def _query_params(dependant: Any) -> list[Any]:
+    """The query parameters of a route and of every dependency it has."""
+    out = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        out += _query_params(sub)
+    return out
+
+
 async def strict_parameters(request: Request) -> None:
-    """Refuse (422) a query or path value that is not written as its declared type."""
+    """Refuse (422) an undeclared query parameter, and a value not written as its type."""
     dependant = getattr(request.scope.get("route"), "dependant", None)
     if dependant is None:
         return
     errors: list[dict[str, Any]] = []
+    # A parameter the operation does not declare is refused, not ignored: a typo in a
+    # filter would otherwise widen the answer silently.
+    declared = {field.alias for field in _query_params(dependant)}
+    if any(name not in declared for name in request.query_params):
+        # Not named in the answer: a name is what the caller typed, which may be anything.
+        errors.append({"loc": ("query",), "type": "extra_forbidden", "msg": "Unknown"})
     for where, fields in (("query", dependant.query_params), ("path", dependant.path_params)):
         for field in fields:
             rule = _RAW.get(_base(field.field_info.annotation))

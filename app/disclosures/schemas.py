@@ -20,15 +20,11 @@ from app.orders.models import Category, PatronId
 
 PurposeStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
 TokenStr = Annotated[str, StringConstraints(min_length=1, max_length=1_048_576)]
-#: The cursor as the document declares it: exactly the handle Bulwark makes (43 base64url
-#: characters, app/disclosures/cursor.py). Anything else is refused as malformed by the
-#: service, as before; the 8192 cap only bounds what is read before that check.
+#: The cursor: exactly a handle Bulwark makes (43 base64url characters,
+#: app/disclosures/cursor.py), refused (422) otherwise on both routes, as the document says;
+#: the service still checks the handle itself.
 CursorStr = Annotated[
-    str,
-    StringConstraints(max_length=8192),
-    WithJsonSchema(
-        {"type": "string", "minLength": 43, "maxLength": 43, "pattern": "^[A-Za-z0-9_-]{43}$"}
-    ),
+    str, StringConstraints(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{43}$")
 ]
 #: A value a record's field may hold in an answer (dates travel as ISO strings).
 RECORD_VALUE_SCHEMA: dict[str, Any] = {
