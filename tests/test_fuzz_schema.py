@@ -48,6 +48,9 @@ ROLE_FOR = {
 #: beyond the tree, a witness's note that is not a signed note.
 SEMANTIC = {"date_order", "value_error"}
 SEMANTIC_CODES = {"log.index_beyond_tree", "log.checkpoint_malformed"}
+#: Stateful scenarios per role, and calls per scenario.
+STATEFUL_EXAMPLES = 10
+STATEFUL_STEPS = 6
 IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 #: Fuzzed cases per operation for its own role, and for every other role.
 MAX_EXAMPLES = 30
@@ -150,15 +153,17 @@ def test_every_operation_answers_as_documented(
 ) -> None:
     operation_id = case.operation.definition.raw.get("operationId", case.operation.label)
     role = as_role or ROLE_FOR.get(operation_id, Role.ADMIN)
-    if IDEMPOTENCY_KEY.fullmatch(
-        str(case.headers.get("Idempotency-Key", "") if case.headers else "")
-    ):
-        # A valid key reused with another body is refused (422 idempotency.key_reused) by
-        # design; each generated request gets a key of its own.
-        case.headers["Idempotency-Key"] = f"fuzz-{uuid.uuid4().hex}"
+    _with_fresh_idempotency_key(case)
     response = case.call(
         base_url=target.server.url, headers=auth(target.keys[role.value]), timeout=30
     )
+    codes = validate(case, response)
+    if not codes & NOT_REACHED and as_role is None:
+        target.reached[operation_id] = True
+
+
+def validate(case: schemathesis.Case, response: Any) -> set[str]:
+    """Every enabled check on ``response``; the problem's reason codes, if it is one."""
     codes: set[str] = set()
     kinds: set[str] = set()
     if response.headers.get("content-type", [""])[0].startswith("application/problem+json"):
@@ -167,9 +172,46 @@ def test_every_operation_answers_as_documented(
         kinds = {e["type"] for e in problem.get("errors", [])}
     # A refusal no JSON Schema can state (see SEMANTIC) is not a valid request rejected.
     semantic = response.status_code == 422 and bool(codes & SEMANTIC_CODES or kinds & SEMANTIC)
-    case.validate_response(response, excluded_checks=[positive_data_acceptance] if semantic else [])
-    if not codes & NOT_REACHED and as_role is None:
-        target.reached[operation_id] = True
+    excluded = [positive_data_acceptance] if semantic else []
+    case.validate_response(response, excluded_checks=excluded)
+    return codes
+
+
+def _with_fresh_idempotency_key(case: schemathesis.Case) -> None:
+    key = case.headers.get("Idempotency-Key", "") if case.headers else ""
+    if IDEMPOTENCY_KEY.fullmatch(str(key)):
+        # A valid key reused with another body is refused (422 idempotency.key_reused) by
+        # design; each generated request gets a key of its own.
+        case.headers["Idempotency-Key"] = f"fuzz-{uuid.uuid4().hex}"
+
+
+@pytest.mark.parametrize("as_role", ROLES, ids=lambda r: r.value if r else "own")
+def test_stateful_sequences_answer_as_documented(target: Target, as_role: Role | None) -> None:
+    """The stateful phase: sequences of calls, each checked like a single call above."""
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: schemathesis.Case) -> None:
+            _with_fresh_idempotency_key(case)
+
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            operation_id = case.operation.definition.raw.get("operationId")
+            role = as_role or ROLE_FOR.get(operation_id, Role.ADMIN)
+            headers = auth(target.keys[role.value])
+            return {"base_url": target.server.url, "headers": headers, "timeout": 30}
+
+        def validate_response(self, response: Any, case: schemathesis.Case, **_: Any) -> None:
+            validate(case, response)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=STATEFUL_STEPS,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
 
 
 def test_every_operation_was_reached_with_a_valid_key(target: Target) -> None:
