@@ -153,11 +153,12 @@ CLIENT_SCRIPT = textwrap.dedent(
     assert isinstance(permitted.parsed, DisclosureResponse), permitted.content
     assert isinstance(denied.parsed, Problem), denied.content
     assert isinstance(verified, VerifyOut)
-    records = permitted.parsed.records.additional_properties["circulation"]
+    # Typed per mapped category on the live document (issue 17): an attribute, not a map.
+    records = permitted.parsed.records.circulation
     print(json.dumps({
         "permit": {
             "status": permitted.status_code, "effect": permitted.parsed.decision.effect,
-            "records": len(records), "fields": sorted(records[0].additional_properties),
+            "records": len(records), "fields": sorted(records[0].to_dict()),
             "seq": permitted.parsed.audit.seq, "hash": permitted.parsed.audit.hash_,
         },
         "deny": {
