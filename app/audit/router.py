@@ -188,6 +188,17 @@ def _orders(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
     operation_id="listAuditEvents",
     summary="Page through the audit log",
     response_model=AuditPage,
+    responses={
+        200: {
+            "links": {
+                "inclusionProof": {
+                    "operationId": "getInclusionProof",
+                    "parameters": {"seq": "$response.body#/events/0/seq"},
+                    "description": "The inclusion proof of the page's first event.",
+                }
+            }
+        }
+    },
 )
 async def list_events(
     runtime: RuntimeDep,
