@@ -8,9 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from app import __version__
 from app.apidocs import router as apidocs_router
+from app.apidocs.typed import allow_anonymous, records_by_category
 from app.audit.log_router import api_router as log_api
 from app.audit.log_router import public_router as log_public
 from app.audit.log_router import start_checkpointer
@@ -31,6 +33,7 @@ from app.core.problems import (
     problem_responses,
 )
 from app.core.reasons import Reason
+from app.core.strict import strict_parameters
 from app.counsel import router as counsel_router
 from app.disclosures.router import router as disclosures_router
 from app.health.router import router as health_router
@@ -134,7 +137,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # Everything under /v1 needs a key; the public routes (health) are outside it.
     v1 = APIRouter(
         prefix="/v1",
-        dependencies=[Depends(authenticate)],
+        # The key first (a caller without one learns nothing else), then the raw parameters.
+        dependencies=[Depends(authenticate), Depends(strict_parameters)],
         responses=problem_responses(401, 403, 422, 429, 503),
     )
     for router in (disclosures_router, orders_router, audit_router, policy_router):
@@ -146,9 +150,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(apidocs_router)
     app.include_router(counsel_router)  # checks its admin caller itself (Basic or Bearer)
     # The transparency report checks its readers itself: the policy may make it public.
-    app.include_router(transparency_api)
+    strict = [Depends(strict_parameters)]
+    app.include_router(transparency_api, dependencies=strict)
     app.include_router(transparency_page)
-    app.include_router(log_public)
+    app.include_router(log_public, dependencies=strict)
     metrics = metrics_router(settings)
     if metrics is not None:
         app.include_router(metrics)
@@ -191,6 +196,9 @@ def _with_problem_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """
     build = app.openapi
     examples = _problem_examples()
+    # Routes that answer without a key (the policy may publish the report and the log).
+    routers = (health_router, transparency_api, log_public)
+    public = {r.path_format for g in routers for r in g.routes if isinstance(r, APIRoute)}
     denied = {
         **DeniedError(
             [Reason.ORDER_EXPIRED, Reason.SCOPE_PATRON], audit_seq=42, receipt=_example_receipt(41)
@@ -203,6 +211,13 @@ def _with_problem_examples(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         schema = build()
         document_header(schema)
+        allow_anonymous(schema, public)
+        runtime = getattr(app.state, "runtime", None)
+        if runtime is None:
+            app.openapi_schema = None  # the mapping is known once the lifespan has run
+        else:
+            fields = runtime.store.fields()
+            records_by_category(schema, {c.value: names for c, names in fields.items()})
         for path in schema["paths"].values():
             for operation in path.values():
                 for status, response in operation.get("responses", {}).items():

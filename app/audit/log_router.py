@@ -99,6 +99,15 @@ class ConsistencyProof(BaseModel):
     new_checkpoint: str
 
 
+class LogKey(BaseModel):
+    """The keys that verify the log's checkpoints and their cosignatures."""
+
+    origin: str = Field(description="The log's origin line (C2SP tlog-checkpoint).")
+    vkey: str = Field(description="The log's C2SP signed-note verifier key.")
+    witnesses: list[str] = Field(description="The configured witnesses' verifier keys.")
+    required_witnesses: int = Field(description="How many witnesses must cosign.")
+
+
 class CosignedOut(BaseModel):
     """Which configured witnesses' cosignatures were accepted, and whether it is published."""
 
@@ -255,7 +264,7 @@ async def _reader(request: Request, runtime: Runtime, credentials: Any) -> None:
     response_class=PlainTextResponse,
     responses={
         200: {"content": {NOTE_TYPE: {"schema": {"type": "string"}}}},
-        **problem_responses(401, 403, 404, 503),
+        **problem_responses(401, 403, 429, 404, 503),
     },
 )
 async def published_checkpoint(
@@ -273,7 +282,8 @@ async def published_checkpoint(
     "/key",
     operation_id="getLogKey",
     summary="The log's public key (C2SP verifier key) and its witnesses' keys",
-    responses=problem_responses(401, 403, 404),
+    response_model=LogKey,
+    responses=problem_responses(401, 403, 429, 404),
 )
 async def log_key(request: Request, runtime: RuntimeDep, credentials: Credentials) -> Any:
     """`origin`, `vkey`, the `witnesses` and how many must cosign (`required_witnesses`)."""
@@ -292,7 +302,7 @@ async def log_key(request: Request, runtime: RuntimeDep, credentials: Credential
     operation_id="getPublicInclusionProof",
     summary="Inclusion proof of a leaf in a published checkpoint (hashes only)",
     response_model=InclusionProof,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 429, 404, 422, 503),
 )
 async def public_inclusion(
     request: Request,
@@ -314,7 +324,7 @@ async def public_inclusion(
     operation_id="getPublicConsistencyProof",
     summary="Consistency proof between two published checkpoints",
     response_model=ConsistencyProof,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 429, 404, 422, 503),
 )
 async def public_consistency(
     request: Request,
@@ -331,6 +341,10 @@ async def public_consistency(
     return ConsistencyProof.model_validate(proof)
 
 
+#: The tile path as the document declares it (what ``_TILE`` and the width check accept).
+TILE_PATH_PATTERN = (
+    r"^(?:x[0-9]{3}/)*[0-9]{3}(?:\.p/(?:[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$"
+)
 _TILE = re.compile(r"^(?P<index>(?:x[0-9]{3}/)*[0-9]{3})(?:\.p/(?P<width>[1-9][0-9]{0,2}))?$")
 
 
@@ -350,9 +364,11 @@ def parse_tile_index(path: str) -> tuple[int, int]:
     "/tile/{level}/{rest:path}",
     operation_id="getTile",
     summary="A C2SP tlog-tiles Merkle tree tile (hashes only; no entry bundles)",
+    # Bytes only: no JSON body is ever answered with 200.
+    response_class=Response,
     responses={
         200: {"content": {"application/octet-stream": {"schema": {"type": "string"}}}},
-        **problem_responses(401, 403, 404, 422, 503),
+        **problem_responses(401, 403, 429, 404, 422, 503),
     },
 )
 async def get_tile(
@@ -360,7 +376,7 @@ async def get_tile(
     runtime: RuntimeDep,
     credentials: Credentials,
     level: Annotated[int, Path(ge=0, le=63)],
-    rest: str,
+    rest: Annotated[str, Path(json_schema_extra={"pattern": TILE_PATH_PATTERN})],
 ) -> Response:
     """Entry bundles (`tile/entries/...`) are never served: the entries are the events."""
     await _reader(request, runtime, credentials)
@@ -376,7 +392,7 @@ async def get_tile(
     response_class=PlainTextResponse,
     responses={
         200: {"content": {NOTE_TYPE: {"schema": {"type": "string"}}}},
-        **problem_responses(401, 403, 404, 503),
+        **problem_responses(401, 403, 429, 404, 503),
     },
 )
 async def to_cosign(request: Request, runtime: RuntimeDep, credentials: Credentials) -> Response:
@@ -391,7 +407,7 @@ async def to_cosign(request: Request, runtime: RuntimeDep, credentials: Credenti
     operation_id="getWitnessConsistencyProof",
     summary="Consistency proof between two signed checkpoints, for witnesses",
     response_model=ConsistencyProof,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 429, 404, 422, 503),
 )
 async def witness_consistency(
     request: Request,
@@ -415,7 +431,7 @@ async def witness_consistency(
     operation_id="addCosignatures",
     summary="Submit a witness's cosignature(s): the checkpoint note with their lines added",
     response_model=CosignedOut,
-    responses=problem_responses(401, 403, 404, 413, 422, 503),
+    responses=problem_responses(401, 403, 429, 404, 413, 422, 503),
 )
 async def cosign(request: Request, runtime: RuntimeDep, credentials: Credentials) -> CosignedOut:
     """Only witnesses the policy names count; a bad line from one of them is 403

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.audit import service
 from app.audit.incremental import verifier_of
@@ -17,6 +17,21 @@ from app.holds.service import sealed_orders
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
+#: The fields every event body carries (a sealed event's body is only ``{"sealed": true}``, so
+#: none is required); each kind adds its own, left open.
+EVENT_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "seq": {"type": "integer"},
+        "ts": {"type": "string"},
+        "kind": {"type": "string"},
+        "effect": {"type": "string"},
+        "sealed": {"type": "boolean"},
+    },
+    "additionalProperties": True,
+}
+
+
 class AuditEventOut(BaseModel):
     seq: int
     ts: str
@@ -24,7 +39,9 @@ class AuditEventOut(BaseModel):
     effect: str = Field(examples=["permit"])
     prev_hash: str
     hash: str
-    body: dict[str, Any] = Field(description="The hashed event; patrons only as pseudonyms.")
+    body: Annotated[dict[str, Any], WithJsonSchema(EVENT_BODY_SCHEMA)] = Field(
+        description="The hashed event; patrons only as pseudonyms."
+    )
     sealed: bool = Field(
         default=False,
         description="The event's order is under nondisclosure: its body is withheld until the "
@@ -171,6 +188,17 @@ def _orders(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
     operation_id="listAuditEvents",
     summary="Page through the audit log",
     response_model=AuditPage,
+    responses={
+        200: {
+            "links": {
+                "inclusionProof": {
+                    "operationId": "getInclusionProof",
+                    "parameters": {"seq": "$response.body#/events/0/seq"},
+                    "description": "The inclusion proof of the page's first event.",
+                }
+            }
+        }
+    },
 )
 async def list_events(
     runtime: RuntimeDep,

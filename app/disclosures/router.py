@@ -22,6 +22,18 @@ from app.policy.engine import decision_json
 router = APIRouter()
 
 
+#: OpenAPI link: the answer's audit event to its receipt (clients and stateful testers follow it).
+RECEIPT_LINK: dict[str, Any] = {
+    "links": {
+        "receipt": {
+            "operationId": "getReceiptProof",
+            "parameters": {"seq": "$response.body#/audit/seq"},
+            "description": "The inclusion proof of the decision's audit event.",
+        }
+    }
+}
+
+
 def _remember(request: Request, effect: str, reasons: list[str]) -> None:
     # For the access log line: the effect and reason codes, nothing about the patron.
     request.state.decision_effect = effect
@@ -34,7 +46,7 @@ def _remember(request: Request, effect: str, reasons: list[str]) -> None:
     operation_id="createDisclosure",
     summary="Request a patron's records under a court order",
     response_model=DisclosureResponse,
-    responses=problem_responses(413, 429),
+    responses={**problem_responses(413, 429), 200: RECEIPT_LINK},
 )
 async def create_disclosure(
     request: Request, body: DisclosureRequest, runtime: RuntimeDep, caller: Requester
@@ -63,7 +75,7 @@ async def create_disclosure(
     operation_id="evaluateDecision",
     summary="Dry-run a request: the decision and its trace, nothing released",
     response_model=EvaluationResponse,
-    responses=problem_responses(413, 429),
+    responses={**problem_responses(413, 429), 200: RECEIPT_LINK},
 )
 async def evaluate_decision(
     request: Request, body: DisclosureRequest, runtime: RuntimeDep, caller: Evaluator

@@ -3,15 +3,61 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from app.core.problems import ProblemReason
+from app.core.strict import IsoDate
 from app.orders.models import Category, PatronId
 
 PurposeStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
 TokenStr = Annotated[str, StringConstraints(min_length=1, max_length=1_048_576)]
+#: The cursor: exactly a handle Bulwark makes (43 base64url characters,
+#: app/disclosures/cursor.py), refused (422) otherwise on both routes, as the document says;
+#: the service still checks the handle itself.
+CursorStr = Annotated[
+    str, StringConstraints(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{43}$")
+]
+#: A value a record's field may hold in an answer (dates travel as ISO strings).
+RECORD_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}]
+}
+#: ``records`` when the document does not know the mapping: category -> rows of fields.
+#: app/main.py replaces it with one property per mapped category once the mapping is loaded.
+RECORDS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Per category asked for, the records released: only the fields the "
+    "mapping and the order allow.",
+    "additionalProperties": {
+        "type": "array",
+        "items": {"type": "object", "additionalProperties": RECORD_VALUE_SCHEMA},
+    },
+}
+_SCALAR: list[dict[str, Any]] = [
+    {"type": "string"},
+    {"type": "number"},
+    {"type": "boolean"},
+    {"type": "null"},
+]
+_SCALARS: dict[str, Any] = {"type": "array", "items": {"anyOf": _SCALAR}}
+#: What a trace row compared (never a patron id): a value, a list of values, or a map of them
+#: (a period's from/to, the fields per category). Not recursive: TypeScript clients cannot
+#: name a recursive union.
+TRACE_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        *_SCALAR,
+        _SCALARS,
+        {"type": "object", "additionalProperties": {"anyOf": [*_SCALAR, _SCALARS]}},
+    ]
+}
 
 EXAMPLE_REQUEST: dict[str, Any] = {
     "purpose": "legal_process",
@@ -37,9 +83,12 @@ class DisclosureRequest(BaseModel):
         ". _ : @ -, no surrounding whitespace (the same rule as the order's scope.patrons).",
         examples=["P000123"],
     )
-    categories: list[Category] = Field(min_length=1, max_length=len(Category))
-    from_: dt.date = Field(alias="from", description="First date of the period, inclusive.")
-    to: dt.date = Field(description="Last date of the period, inclusive.")
+    # A repeat is refused by the validator below; the document says so (uniqueItems).
+    categories: list[Category] = Field(
+        min_length=1, max_length=len(Category), json_schema_extra={"uniqueItems": True}
+    )
+    from_: IsoDate = Field(alias="from", description="First date of the period, inclusive.")
+    to: IsoDate = Field(description="Last date of the period, inclusive.")
     court_order: TokenStr | None = Field(
         default=None, description="The court order as a compact JWS (typ court-order+jwt)."
     )
@@ -48,7 +97,7 @@ class DisclosureRequest(BaseModel):
         description="Counsel's approval of this court order as a compact JWS "
         "(typ counsel-approval+jwt); required when the policy's [counsel] require_approval is on.",
     )
-    cursor: Annotated[str, StringConstraints(max_length=8192)] | None = Field(
+    cursor: CursorStr | None = Field(
         default=None,
         description="Continue a truncated disclosure under the same order use "
         "(the `cursor` of the previous answer).",
@@ -65,13 +114,25 @@ class DisclosureRequest(BaseModel):
         return self
 
 
+class TraceRow(BaseModel):
+    """One rule checked by a dry run: its outcome and the values it compared."""
+
+    rule: str = Field(examples=["scope.patron"])
+    outcome: Literal["pass", "fail", "skipped"]
+    reasons: list[str] = Field(description="The reason codes this rule failed with.")
+    compared: Annotated[
+        dict[str, Any],
+        WithJsonSchema({"type": "object", "additionalProperties": TRACE_VALUE_SCHEMA}),
+    ] = Field(description="The values the rule compared (never a patron id).")
+
+
 class DecisionOut(BaseModel):
     """A decision as callers see it."""
 
     effect: str = Field(examples=["permit"])
     reasons: list[ProblemReason]
     policy: str = Field(description="sha256 of the policy in force.")
-    trace: list[dict[str, Any]] | None = Field(
+    trace: list[TraceRow] | None = Field(
         default=None, description="Every rule checked (dry runs only); never a patron id."
     )
 
@@ -155,7 +216,7 @@ class DisclosureResponse(BaseModel):
     disclosure_id: str
     decision: DecisionOut
     order: OrderOut
-    records: dict[str, list[dict[str, Any]]]
+    records: Annotated[dict[str, list[dict[str, Any]]], WithJsonSchema(RECORDS_SCHEMA)]
     truncated: bool = Field(description="True when a category was cut at the per-response cap.")
     cursor: str | None = Field(description="Pass as `cursor` to continue a truncated answer.")
     audit: AuditRef

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.audit import privileges
 from app.callers.models import Role
@@ -26,6 +26,23 @@ class Health(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
 
     status: str
+
+
+#: One readiness check as the document declares it: ``ok`` always, ``detail`` when it failed,
+#: and the check's own figures (revision, fingerprints, offsets) beside them.
+CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["ok"],
+    "properties": {
+        "ok": {"type": "boolean"},
+        "detail": {"type": "string", "description": "Why the check failed."},
+    },
+    "additionalProperties": True,
+}
+Checks = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "additionalProperties": CHECK_SCHEMA}),
+]
 
 
 class Readiness(BaseModel):
@@ -49,7 +66,7 @@ class Readiness(BaseModel):
     )
 
     status: str
-    checks: dict[str, Any] | None = Field(
+    checks: Checks | None = Field(
         default=None, description="Each check, for a caller with an admin key only."
     )
 
@@ -161,6 +178,8 @@ async def _is_admin(request: Request, runtime: Any) -> bool:
     response_model=Readiness,
     response_model_exclude_none=True,
     responses=problem_responses(503),
+    # An admin key is optional (it adds the checks); app/main.py adds the anonymous `{}`.
+    openapi_extra={"security": [{"ApiKey": []}]},
 )
 async def readyz(request: Request, runtime: RuntimeDep) -> Any:
     """Anyone: `{"status": "ready"}`, or 503 problem+json. With an admin key, every check too.

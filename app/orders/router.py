@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from app.core.deps import Admin, RuntimeDep
 from app.core.problems import AuthError, problem_responses
@@ -42,7 +42,8 @@ class RevocationRequest(BaseModel):
     reason: Annotated[
         str, StringConstraints(min_length=1, max_length=2000, pattern=NO_CONTROLS_BUT_LINES)
     ]
-    pre_emptive: bool = Field(
+    # StrictBool: 0, 1, "yes" and "true" are not JSON booleans (the document says boolean).
+    pre_emptive: StrictBool = Field(
         default=False,
         description="Revoke an order Bulwark has never been shown (refused with 404 "
         "`order.unseen` otherwise, so that a mistyped iss or jti is not taken for done).",

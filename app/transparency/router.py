@@ -189,7 +189,7 @@ def wants_csv(request: Request) -> bool:
             "description": "The report; CSV when `Accept: text/csv`.",
             "content": {CSV_TYPE: {"schema": {"type": "string"}}},
         },
-        **problem_responses(401, 403, 422, 503),
+        **problem_responses(401, 403, 429, 422, 503),
     },
 )
 async def transparency_report(
