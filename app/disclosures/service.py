@@ -37,7 +37,6 @@ from app.disclosures.cursor import (
     Binding,
     Claimed,
     check_handle,
-    put_back,
     request_digest,
 )
 from app.disclosures.cursor import writer as continuation_writer
@@ -586,15 +585,10 @@ async def _continue(
     if claimed is None:
         refused = {**base, "reasons": [Reason.CURSOR_INVALID.value]}
         await _record_refusal(runtime, caller, refused, (Reason.CURSOR_INVALID,), kind=kind)
-    page_of, row = claimed
-    try:
-        async with _on_the_record(runtime, caller, base, kind):
-            return await _release_page(runtime, caller, ev, claims, base, page_of, now)
-    except AuditUnavailable:
-        # The page was not released: its continuation is put back for the caller to retry.
-        with contextlib.suppress(Exception):
-            await put_back(runtime.state, row)
-        raise
+    # Claimed means spent: a page whose event cannot be written is not put back, because the
+    # event may have landed all the same (a timeout), and each page is given once at most.
+    async with _on_the_record(runtime, caller, base, kind):
+        return await _release_page(runtime, caller, ev, claims, base, claimed, now)
 
 
 async def _release_page(
