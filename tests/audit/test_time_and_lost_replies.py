@@ -30,6 +30,7 @@ from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.callers.models import Client
 from app.core import migrations
 from app.core.database import create_engine
+from app.holds.service import list_holds
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import auth
@@ -143,6 +144,21 @@ async def test_a_log_of_the_previous_release_upgrades_in_place(
             ),
             {"t": dt.datetime(2026, 11, 30, tzinfo=dt.UTC)},
         )
+        await conn.execute(
+            text(
+                "INSERT INTO legal_holds (iss, jti, patron_id, categories, period_from, "
+                "period_to, held_until, created_at) VALUES (:i, :j, 'P000123', "
+                "'[\"circulation\"]', :f, :to, :u, :c)"
+            ),
+            {
+                "i": ORDER[0],
+                "j": ORDER[1],
+                "f": dt.date(2026, 1, 1),
+                "to": dt.date(2026, 6, 30),
+                "u": dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+                "c": dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+            },
+        )
     key = ec.generate_private_key(ec.SECP256R1())
     saved = await service.make_checkpoint(old_engine, key)
 
@@ -153,6 +169,9 @@ async def test_a_log_of_the_previous_release_upgrades_in_place(
         uses = (await conn.execute(text("SELECT uses FROM order_uses"))).scalar_one()
         revoked = (await conn.execute(text("SELECT jti FROM order_revocations"))).scalar_one()
     assert (uses, revoked) == (4, "order-2")
+    # A hold placed by the previous release is kept, and shown as before (it has no seal).
+    (hold,) = await list_holds(old_engine, now=dt.datetime.now(dt.UTC))
+    assert (hold["sealed"], hold["order"]["jti"], hold["patron_id"]) == (False, ORDER[1], "P000123")
     # The report's figures were counted from the log as it stood.
     async with old_engine.connect() as conn:
         figures = await read_figures(conn, dt.date(2026, 1, 1), dt.date(2026, 6, 30))
