@@ -455,19 +455,9 @@ async def _release(
         "page": 1,
         "totals": totals,
     }
-    handle, apply = None, None
     if rest:
         _encode(rest)  # every value of the snapshot is checked before any of it is released
-        binding = Binding(
-            disclosure_id=disclosure_id,
-            caller_id=caller.id,
-            iss=claims.iss,
-            jti=claims.jti,
-            request=_request_digest(ev),
-            expires_at=_window_end(runtime, claims, now),
-        )
-        handle, row = runtime.cursors.seal(binding, 2, rest)
-        apply = continuation_writer(row)
+    handle, apply = _next_page(runtime, caller, ev, claims, now, disclosure_id, 2, rest)
     entry = Entry(
         kind="disclosure",
         effect=Effect.PERMIT.value,
@@ -534,6 +524,34 @@ def _answer(
         "audit": {"seq": appended.seq, "hash": appended.hash},
     }
     return Released(envelope, records_json)
+
+
+def _next_page(
+    runtime: Runtime,
+    caller: Caller,
+    ev: Evaluated,
+    claims: OrderClaims,
+    now: dt.datetime,
+    disclosure_id: str,
+    page: int,
+    rest: dict[str, list[Record]],
+) -> tuple[str | None, Any]:
+    """The handle of page ``page`` holding ``rest``, and the write that keeps it (Entry.apply).
+
+    ``(None, None)`` when nothing is left: the disclosure ends with this page.
+    """
+    if not rest:
+        return None, None
+    binding = Binding(
+        disclosure_id=disclosure_id,
+        caller_id=caller.id,
+        iss=claims.iss,
+        jti=claims.jti,
+        request=_request_digest(ev),
+        expires_at=_window_end(runtime, claims, now),
+    )
+    handle, row = runtime.cursors.seal(binding, page, rest)
+    return handle, continuation_writer(row)
 
 
 def _request_digest(ev: Evaluated) -> str:
@@ -603,18 +621,9 @@ async def _release_page(
     limit = runtime.settings.max_records_per_response
     records, rest = _split(claimed.remaining, limit)
     records_json = _encode(records)
-    handle, apply = None, None
-    if rest:
-        binding = Binding(
-            disclosure_id=claimed.disclosure_id,
-            caller_id=caller.id,
-            iss=claims.iss,
-            jti=claims.jti,
-            request=_request_digest(ev),
-            expires_at=_window_end(runtime, claims, now),
-        )
-        handle, row = runtime.cursors.seal(binding, claimed.page + 1, rest)
-        apply = continuation_writer(row)
+    handle, apply = _next_page(
+        runtime, caller, ev, claims, now, claimed.disclosure_id, claimed.page + 1, rest
+    )
     page_id = str(uuid.uuid4())
     released = {
         "categories": list(records),

@@ -35,6 +35,7 @@ from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import auth
 from tests.databases import postgres_database
+from tests.disclosures.test_disclosures import request
 
 ORDER = ("https://courts.example/a", "order-1")
 CLIENTS = Client.__table__  # type: ignore[attr-defined]
@@ -44,14 +45,7 @@ async def test_a_rewritten_event_time_fails_verification(
     client: httpx.AsyncClient, keys: dict[str, str], order_token: Any, runtime: Runtime
 ) -> None:
     token = order_token(patrons=[DEMO_PATRON], categories=["circulation"], max_uses=3)
-    body = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    body = request(token)
     for _ in range(3):
         r = await client.post("/v1/disclosures", json=body, headers=auth(keys["requester"]))
         assert r.status_code == 200, r.text
