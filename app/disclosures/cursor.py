@@ -16,7 +16,9 @@ A continuation row is bound to:
   stops its pages;
 - a short window (``BULWARK_CURSOR_WINDOW_MINUTES``, never past the order's ``exp``);
 - one page: claiming a handle deletes its row (the one delete that succeeds wins), and the next
-  page's row, under a new handle, is written in the transaction of the page's audit event.
+  page's row, under a new handle, is written in the transaction of the page's audit event. A
+  claimed page whose event cannot be written is lost, not put back (the event may have landed
+  after a timeout): the caller asks again under a new use.
 
 Records the library adds after the first page are not in the snapshot, so they are never
 released under that use: a later use (a new request, within ``max_uses``) reads them.
@@ -129,12 +131,11 @@ class Continuations:
         jti: str,
         request: str,
         now: dt.datetime,
-    ) -> tuple[Claimed, dict[str, Any]] | None:
+    ) -> Claimed | None:
         """Take the continuation ``handle`` names, if it is this caller's, this request's,
         this order's and not expired: its row is deleted, so no one can take it again.
 
         None when there is no such continuation (unknown, spent, expired, someone else's).
-        Returns the claimed page and the deleted row (to put back if the page then fails).
         A row that does not match is left alone: a stolen handle cannot spend the owner's page.
         """
         key = _row_key(check_handle(handle))
@@ -164,13 +165,7 @@ class Continuations:
         except InvalidTag:
             return None  # a row altered in the database releases nothing
         remaining: Remaining = json.loads(plain)
-        return Claimed(str(data["disclosure_id"]), int(data["page"]), remaining), data
-
-
-async def put_back(engine: AsyncEngine, row: dict[str, Any]) -> None:
-    """Restore a claimed row whose page was not released (the audit log failed)."""
-    async with engine.begin() as conn:
-        await conn.execute(insert(CONTINUATIONS), [row])
+        return Claimed(str(data["disclosure_id"]), int(data["page"]), remaining)
 
 
 def writer(row: dict[str, Any]) -> Any:

@@ -39,7 +39,6 @@ from app.disclosures.cursor import (
     Binding,
     Claimed,
     check_handle,
-    put_back,
     request_digest,
 )
 from app.disclosures.cursor import writer as continuation_writer
@@ -485,19 +484,9 @@ async def _release(
         "page": 1,
         "totals": totals,
     }
-    handle, apply = None, None
     if rest:
         _encode(rest)  # every value of the snapshot is checked before any of it is released
-        binding = Binding(
-            disclosure_id=disclosure_id,
-            caller_id=caller.id,
-            iss=claims.iss,
-            jti=claims.jti,
-            request=_request_digest(ev),
-            expires_at=_window_end(runtime, claims, now),
-        )
-        handle, row = runtime.cursors.seal(binding, 2, rest)
-        apply = continuation_writer(row)
+    handle, apply = _next_page(runtime, caller, ev, claims, now, disclosure_id, 2, rest)
     entry = Entry(
         kind="disclosure",
         effect=Effect.PERMIT.value,
@@ -567,6 +556,34 @@ def _answer(
     return Released(envelope, records_json)
 
 
+def _next_page(
+    runtime: Runtime,
+    caller: Caller,
+    ev: Evaluated,
+    claims: OrderClaims,
+    now: dt.datetime,
+    disclosure_id: str,
+    page: int,
+    rest: dict[str, list[Record]],
+) -> tuple[str | None, Any]:
+    """The handle of page ``page`` holding ``rest``, and the write that keeps it (Entry.apply).
+
+    ``(None, None)`` when nothing is left: the disclosure ends with this page.
+    """
+    if not rest:
+        return None, None
+    binding = Binding(
+        disclosure_id=disclosure_id,
+        caller_id=caller.id,
+        iss=claims.iss,
+        jti=claims.jti,
+        request=_request_digest(ev),
+        expires_at=_window_end(runtime, claims, now),
+    )
+    handle, row = runtime.cursors.seal(binding, page, rest)
+    return handle, continuation_writer(row)
+
+
 def _request_digest(ev: Evaluated) -> str:
     return request_digest(
         ev.patron,
@@ -616,15 +633,10 @@ async def _continue(
     if claimed is None:
         refused = {**base, "reasons": [Reason.CURSOR_INVALID.value]}
         await _record_refusal(runtime, caller, refused, (Reason.CURSOR_INVALID,), kind=kind)
-    page_of, row = claimed
-    try:
-        async with _on_the_record(runtime, caller, base, kind):
-            return await _release_page(runtime, caller, ev, claims, base, page_of, now)
-    except AuditUnavailable:
-        # The page was not released: its continuation is put back for the caller to retry.
-        with contextlib.suppress(Exception):
-            await put_back(runtime.state, row)
-        raise
+    # Claimed means spent: a page whose event cannot be written is not put back, because the
+    # event may have landed all the same (a timeout), and each page is given once at most.
+    async with _on_the_record(runtime, caller, base, kind):
+        return await _release_page(runtime, caller, ev, claims, base, claimed, now)
 
 
 async def _release_page(
@@ -639,18 +651,9 @@ async def _release_page(
     limit = runtime.settings.max_records_per_response
     records, rest = _split(claimed.remaining, limit)
     records_json = _encode(records)
-    handle, apply = None, None
-    if rest:
-        binding = Binding(
-            disclosure_id=claimed.disclosure_id,
-            caller_id=caller.id,
-            iss=claims.iss,
-            jti=claims.jti,
-            request=_request_digest(ev),
-            expires_at=_window_end(runtime, claims, now),
-        )
-        handle, row = runtime.cursors.seal(binding, claimed.page + 1, rest)
-        apply = continuation_writer(row)
+    handle, apply = _next_page(
+        runtime, caller, ev, claims, now, claimed.disclosure_id, claimed.page + 1, rest
+    )
     page_id = str(uuid.uuid4())
     released = {
         "categories": list(records),

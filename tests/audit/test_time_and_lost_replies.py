@@ -30,10 +30,12 @@ from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.callers.models import Client
 from app.core import migrations
 from app.core.database import create_engine
+from app.holds.service import list_holds
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import auth
 from tests.databases import postgres_database
+from tests.disclosures.test_disclosures import request
 
 ORDER = ("https://courts.example/a", "order-1")
 CLIENTS = Client.__table__  # type: ignore[attr-defined]
@@ -43,14 +45,7 @@ async def test_a_rewritten_event_time_fails_verification(
     client: httpx.AsyncClient, keys: dict[str, str], order_token: Any, runtime: Runtime
 ) -> None:
     token = order_token(patrons=[DEMO_PATRON], categories=["circulation"], max_uses=3)
-    body = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    body = request(token)
     for _ in range(3):
         r = await client.post("/v1/disclosures", json=body, headers=auth(keys["requester"]))
         assert r.status_code == 200, r.text
@@ -145,6 +140,21 @@ async def test_a_log_of_the_previous_release_upgrades_in_place(
             ),
             {"t": dt.datetime(2026, 11, 30, tzinfo=dt.UTC)},
         )
+        await conn.execute(
+            text(
+                "INSERT INTO legal_holds (iss, jti, patron_id, categories, period_from, "
+                "period_to, held_until, created_at) VALUES (:i, :j, 'P000123', "
+                "'[\"circulation\"]', :f, :to, :u, :c)"
+            ),
+            {
+                "i": ORDER[0],
+                "j": ORDER[1],
+                "f": dt.date(2026, 1, 1),
+                "to": dt.date(2026, 6, 30),
+                "u": dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
+                "c": dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+            },
+        )
     key = ec.generate_private_key(ec.SECP256R1())
     saved = await service.make_checkpoint(old_engine, key)
 
@@ -155,6 +165,9 @@ async def test_a_log_of_the_previous_release_upgrades_in_place(
         uses = (await conn.execute(text("SELECT uses FROM order_uses"))).scalar_one()
         revoked = (await conn.execute(text("SELECT jti FROM order_revocations"))).scalar_one()
     assert (uses, revoked) == (4, "order-2")
+    # A hold placed by the previous release is kept, and shown as before (it has no seal).
+    (hold,) = await list_holds(old_engine, now=dt.datetime.now(dt.UTC))
+    assert (hold["sealed"], hold["order"]["jti"], hold["patron_id"]) == (False, ORDER[1], "P000123")
     # The report's figures were counted from the log as it stood.
     async with old_engine.connect() as conn:
         figures = await read_figures(conn, dt.date(2026, 1, 1), dt.date(2026, 6, 30))

@@ -257,3 +257,14 @@ async def test_a_forged_cursor_is_a_bad_request(world: World, order_token: Token
     unknown = base64.urlsafe_b64encode(b"\0" * 32).rstrip(b"=").decode()
     r = await post(world, {**body, "cursor": unknown})
     assert (r.status_code, codes(r)) == (403, ["cursor.invalid"])
+
+
+async def test_one_cursor_sent_twice_at_once_gives_its_page_once(
+    world: World, order_token: Token
+) -> None:
+    import asyncio
+
+    body = body_for(order_token)
+    cursor = (await post(world, body)).json()["cursor"]
+    answers = await asyncio.gather(*(post(world, {**body, "cursor": cursor}) for _ in range(4)))
+    assert sorted(r.status_code for r in answers) == [200, 403, 403, 403]
