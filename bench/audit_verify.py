@@ -3,7 +3,9 @@
 Builds a state database with N chained events (default 1,000,000; written directly in bulk, as
 the writer would have chained them, with their Merkle tree), then times ``verify_chain``
 streaming over it (the chain and the tree) and prints events verified per second. Memory
-stays flat: verification pages through the log.
+stays flat: verification pages through the log. Then it times what ``GET /v1/audit/verify``
+costs (issue 16): the first incremental run (the whole log), twelve concurrent callers after
+100 new events (one shared run), and one caller with nothing new.
 
     python bench/audit_verify.py                       # SQLite, 1,000,000 events
     python bench/audit_verify.py --events 200000 --url postgresql://postgres@127.0.0.1/test
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from collections import Counter
 
 from sqlalchemy import delete, insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit import tree
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
@@ -126,6 +129,57 @@ async def measure(url: str) -> tuple[int, float, bool]:
     return result.events, elapsed, result.ok
 
 
+async def measure_incremental(url: str, count: int) -> list[tuple[str, float, int]]:
+    from app.audit.incremental import IncrementalVerifier
+
+    engine = create_engine(url)
+    verifier = IncrementalVerifier(engine)
+    figures = []
+    try:
+        started = time.perf_counter()
+        first = await verifier.verify()
+        figures.append(("first run (whole log)", time.perf_counter() - started, first.events))
+        await build_more(engine, count, 100)
+        started = time.perf_counter()
+        results = await asyncio.gather(*(verifier.verify() for _ in range(12)))
+        figures.append(
+            (
+                "12 concurrent callers, 100 new events",
+                time.perf_counter() - started,
+                results[0].events,
+            )
+        )
+        started = time.perf_counter()
+        last = await verifier.verify()
+        figures.append(("1 caller, nothing new", time.perf_counter() - started, last.events))
+        assert all(r.ok for r in (first, last, *results))
+    finally:
+        await engine.dispose()
+    return figures
+
+
+async def build_more(engine: AsyncEngine, after: int, count: int) -> None:
+    from sqlalchemy import select
+
+    async with engine.begin() as conn:
+        head = (await conn.execute(select(HEAD.c.seq, HEAD.c.hash))).one()
+        seq, prev = int(head.seq), str(head.hash)
+        now = dt.datetime.now(dt.UTC)
+        rows = []
+        for _ in range(count):
+            seq += 1
+            body = canonical(_event(seq, now))
+            digest = chain_hash(prev, body)
+            rows.append(
+                {"seq": seq, "ts": now, "kind": "disclosure",
+                 "effect": "deny" if seq % 3 else "permit", "body": body,
+                 "prev_hash": prev, "hash": digest}
+            )  # fmt: skip
+            prev = digest
+        await conn.execute(insert(EVENTS), rows)
+        await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -142,6 +196,8 @@ def main() -> None:
         f"verified {events:,} events in {elapsed:.2f} s: {events / elapsed:,.0f} events/s "
         f"(intact={ok}, peak RSS {rss_mb:.0f} MiB incl. the build)"
     )
+    for label, seconds, verified in asyncio.run(measure_incremental(url, args.events)):
+        print(f"GET /v1/audit/verify, {label}: {seconds * 1000:,.1f} ms (head {verified:,})")
 
 
 if __name__ == "__main__":

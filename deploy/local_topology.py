@@ -50,6 +50,17 @@ JURISDICTION = "US-DM"
 KID = "demo-court-2026"
 
 
+#: What every proxied location says: the upstream, keep-alive, and the caller's request id.
+_PROXIED = """        proxy_pass http://bulwark;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Request-ID $bulwark_request_id;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_connect_timeout 2s;"""
+
+
 def render_site(
     upstreams: Sequence[str],
     *,
@@ -113,14 +124,7 @@ server {{
     }}
 
     location / {{
-        proxy_pass http://bulwark;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_set_header X-Request-ID $bulwark_request_id;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_connect_timeout 2s;
+{_PROXIED}
         proxy_read_timeout 30s;
         # A replica that refuses the connection is skipped. A POST already sent is never
         # replayed on another replica (nginx's default): it may have consumed an order's use.
@@ -135,14 +139,7 @@ server {{
     # goes away closes the upstream connection too (proxy_ignore_client_abort off), and
     # Bulwark then stops the run that nobody waits for.
     location = /v1/audit/verify {{
-        proxy_pass http://bulwark;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_set_header X-Request-ID $bulwark_request_id;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_connect_timeout 2s;
+{_PROXIED}
         proxy_read_timeout 120s;
         proxy_next_upstream off;
     }}

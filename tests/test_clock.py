@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 from app.audit import service as audit_service
 from app.audit.writer import AuditWriter, Entry
-from app.core.clock import StateClock, clock_of
+from app.core.clock import ClockSkewed, StateClock, clock_of
+from app.core.problems import StateUnavailable
 from app.main import create_app
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, build_runtime
@@ -153,3 +154,20 @@ async def test_the_clock_is_the_state_databases(runtime: Runtime) -> None:
     clock.local = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
     assert clock.report()["ok"] is False
     assert abs((clock.now() - dt.datetime.now(dt.UTC)).total_seconds()) < 5
+
+
+async def test_a_database_briefly_away_is_not_a_clock_fault(runtime: Runtime) -> None:
+    ticks = [1000.0]
+    clock = StateClock(runtime.state, skew_seconds=60, monotonic=lambda: ticks[0])
+    await clock.measure()
+
+    async def unreachable() -> None:
+        raise OSError("connection refused")
+
+    clock.measure = unreachable  # type: ignore[method-assign]
+    ticks[0] += 10  # past the refresh interval: it tries, fails, and keeps its measurement
+    await clock.check()
+    ticks[0] += 400  # too old to trust: refused, as the state database's failure
+    with pytest.raises(StateUnavailable) as refused:
+        await clock.check()
+    assert not isinstance(refused.value, ClockSkewed)

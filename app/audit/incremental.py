@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -43,9 +44,17 @@ POLL_SECONDS = 0.2
 class IncrementalVerifier:
     """One per process; see the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, *, page: int = PAGE) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        page: int = PAGE,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self._engine = engine
         self._page = page
+        # Leases are compared across replicas: by the state database's clock (app.core.clock).
+        self._now = now
         self._owner = uuid.uuid4().hex
         self._task: asyncio.Task[VerifyResult] | None = None
         self._waiters = 0
@@ -82,7 +91,7 @@ class IncrementalVerifier:
                 await asyncio.shield(self._release())
 
     async def _claim(self) -> bool:
-        now = utcnow()
+        now = self._now()
         until = now + dt.timedelta(seconds=LEASE_SECONDS)
         async with self._engine.begin() as conn:
             result = await conn.execute(
@@ -111,7 +120,7 @@ class IncrementalVerifier:
 
     async def _save(self, seq: int, digest: str) -> None:
         """Remember progress and renew the lease, only while this process holds it."""
-        now = utcnow()
+        now = self._now()
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(VERIFIED)
@@ -250,7 +259,11 @@ def _config_text(body: str) -> str:
 
 def verifier_of(runtime: Any) -> IncrementalVerifier:
     """The process's verifier, created on first use (kept in ``runtime.extras``)."""
+    from app.core.clock import clock_of
+
     found = runtime.extras.get("audit_verifier")
     if not isinstance(found, IncrementalVerifier):
-        found = runtime.extras["audit_verifier"] = IncrementalVerifier(runtime.state)
+        found = runtime.extras["audit_verifier"] = IncrementalVerifier(
+            runtime.state, now=clock_of(runtime).now
+        )
     return found

@@ -148,6 +148,11 @@ class CallerRegistry:
         self._cache[digest] = (time.monotonic() + self._cache_seconds, caller)
         return caller
 
+    def recently_known(self, key: str) -> bool:
+        """Whether ``key`` authenticated in this process lately (its cache entry is fresh)."""
+        cached = self._cache.get(hash_key(key)) if key.startswith(KEY_PREFIX) else None
+        return cached is not None and cached[0] > time.monotonic()
+
     async def _lookup(self, digest: str) -> Caller:
         async with self._engine.connect() as conn:
             row = (

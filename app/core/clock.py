@@ -30,6 +30,8 @@ from app.core.problems import StateUnavailable
 
 #: How often the database's clock is read again (a cheap query, off the hot path).
 REFRESH_SECONDS = 5.0
+#: How long a measurement may be used when the database cannot be asked again.
+STALE_SECONDS = 300.0
 
 _NOW_SQL = {
     # clock_timestamp(), not now(): now() is the start of the transaction.
@@ -111,7 +113,11 @@ class StateClock:
         try:
             await self.refresh()
         except Exception:
-            raise StateUnavailable() from None
+            # The last measurement, carried forward by the monotonic clock, stays good for a
+            # while: a database that is briefly away is the state's own failure to report
+            # (where the request needs it), not a clock fault.
+            if self._base is None or self._monotonic() - self._base[1] > STALE_SECONDS:
+                raise StateUnavailable() from None
         if abs(self.offset_seconds()) > self.skew_seconds:
             raise ClockSkewed()
 

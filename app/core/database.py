@@ -83,7 +83,10 @@ def redact(url: str) -> str:
             ],
             safe="*/:",
         )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+        if "://" not in url:
+            return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+        # Rebuilt by hand: urlunsplit drops the "//" of schemes it does not know (sqlite:///).
+        return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
     except Exception:  # not a URL at all: say nothing of its content
         return "<unparseable URL>"
 

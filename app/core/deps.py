@@ -13,10 +13,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.callers.models import Role
-from app.callers.service import Caller
+from app.callers.service import KEY_PREFIX, Caller, hash_key
 from app.core.clock import clock_of
 from app.core.problems import AuthError, BulwarkError, ForbiddenError, StateUnavailable
 from app.ratelimit import limiter_of
+from app.ratelimit.unknown_keys import client_address, guard_of
 from app.runtime import Runtime
 
 bearer_scheme = HTTPBearer(
@@ -50,7 +51,7 @@ async def authenticate(request: Request, credentials: Credentials) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthError()
     runtime: Runtime = request.app.state.runtime
-    caller = await _lookup(runtime, credentials.credentials, live=False)
+    caller = await guarded_lookup(request, runtime, credentials.credentials)
     request.state.caller = caller
     request.state.caller_key = credentials.credentials
     # Counted after authentication (per caller, shared by replicas): 429 or 503 raise here.
@@ -58,6 +59,22 @@ async def authenticate(request: Request, credentials: Credentials) -> Caller:
     # Nothing is decided on a replica whose clock disagrees with the state database's.
     await clock_of(runtime).check()
     return caller
+
+
+async def guarded_lookup(request: Request, runtime: Runtime, key: str) -> Caller:
+    """The caller of ``key``; unknown keys are counted and limited per client address."""
+    if runtime.callers.recently_known(key) or not key.startswith(KEY_PREFIX):
+        return await _lookup(runtime, key, live=False)
+    guard = guard_of(runtime)
+    address = client_address(request)
+    digest = hash_key(key)
+    if guard.before_lookup(address, digest):
+        raise AuthError()  # found unknown a moment ago: no second lookup
+    try:
+        return await _lookup(runtime, key, live=False)
+    except AuthError:
+        guard.failed(address, digest)
+        raise
 
 
 async def _lookup(runtime: Runtime, key: str, *, live: bool) -> Caller:

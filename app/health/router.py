@@ -15,7 +15,7 @@ from app.audit import privileges
 from app.callers.models import Role
 from app.core import config_proof, migrations
 from app.core.clock import clock_of
-from app.core.deps import RuntimeDep
+from app.core.deps import RuntimeDep, guarded_lookup
 from app.core.problems import PROBLEM_CONTENT_TYPE, StateUnavailable, problem_responses
 from app.core.reasons import Reason
 
@@ -165,7 +165,8 @@ async def _is_admin(request: Request, runtime: Any) -> bool:
     if scheme.lower() != "bearer" or not key:
         return False
     try:
-        caller = await runtime.callers.authenticate(key.strip(), live=False)
+        # Counted and limited like every unknown key (app/ratelimit/unknown_keys.py).
+        caller = await guarded_lookup(request, runtime, key.strip())
     except Exception:
         return False
     return bool(caller.role == Role.ADMIN)

@@ -143,6 +143,10 @@ def test_redact_hides_query_string_credentials() -> None:
     assert "SECRET123" not in shown and "hunter2" not in shown
     assert "api_key=***" in shown and "sslmode=require" in shown
     assert "TOKEN" not in redact("postgresql://u@h/db?password=TOKEN")
+    assert (
+        redact("sqlite:////var/lib/bulwark/bulwark.db") == "sqlite:////var/lib/bulwark/bulwark.db"
+    )
+    assert redact("postgresql://u:pw@db/x") == "postgresql://u:***@db/x"
 
 
 @pytest.mark.parametrize(

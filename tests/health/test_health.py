@@ -128,3 +128,47 @@ async def test_readyz_fails_with_problem_and_recovers(
     runtime.extras.pop("readyz", None)
     r = await client.get("/readyz")
     assert r.status_code == 200, r.text
+
+
+async def test_unknown_keys_are_counted_and_limited_per_client_address(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 16: each unknown `bwk_` key cost a database lookup, without limit."""
+    from app.ratelimit import unknown_keys
+
+    lookups = 0
+    original = runtime.callers._lookup
+
+    async def counted(digest: str) -> object:
+        nonlocal lookups
+        lookups += 1
+        return await original(digest)
+
+    # A caller that authenticated lately is never limited by its address's failures.
+    assert (await client.get("/v1/audit/events", headers=auth(keys["auditor"]))).status_code == 200
+    monkeypatch.setattr(runtime.callers, "_lookup", counted)
+    before = unknown_keys.UNKNOWN_KEYS._value.get()
+    codes = []
+    for i in range(unknown_keys.UNKNOWN_KEYS_PER_MINUTE + 10):
+        r = await client.get("/v1/audit/events", headers=auth(f"bwk_made-up-{i:04d}" + "x" * 30))
+        codes.append(r.status_code)
+    limit = unknown_keys.UNKNOWN_KEYS_PER_MINUTE
+    assert codes[:limit] == [401] * limit
+    assert set(codes[limit:]) == {429}
+    assert lookups == limit  # past the limit, no lookup at all
+    assert unknown_keys.UNKNOWN_KEYS._value.get() - before == limit
+    # The same made-up key again and again costs one lookup (from another address).
+    guard = unknown_keys.guard_of(runtime)
+    guard._windows.clear()
+    lookups = 0
+    for _ in range(5):
+        r = await client.get("/v1/audit/events", headers=auth("bwk_repeated" + "y" * 30))
+        assert r.status_code == 401
+    assert lookups == 1
+    for _ in range(limit + 1):
+        guard.failed("127.0.0.1", "z")
+    r = await client.get("/v1/audit/events", headers=auth(keys["auditor"]))
+    assert r.status_code == 200
