@@ -14,8 +14,9 @@ _NO: Final = "no: the same request gets the same answer"
 _FIX: Final = "no: fix the request first"
 _LATER: Final = "yes, with backoff: nothing was released; the same Idempotency-Key is safe"
 
-#: Retry advice per reason code.
-RETRY: Final[dict[Reason, str]] = {
+#: Retry advice per reason code (keyed by the code's text, so that codes added by other parts
+#: of Bulwark can be listed here as they are published).
+RETRY: Final[dict[str, str]] = {
     Reason.CALLER_UNAUTHENTICATED: "no: check the API key (it may have been revoked)",
     Reason.CALLER_FORBIDDEN: "no: this key's role may not do this",
     Reason.REQUEST_INVALID: _FIX,
@@ -65,9 +66,10 @@ RETRY: Final[dict[Reason, str]] = {
     Reason.AUDIT_UNAVAILABLE: _LATER,
     Reason.STATE_UNAVAILABLE: _LATER,
     Reason.INTERNAL: _LATER,
+    "cursor.invalid": "no: ask again without the cursor (that is a new use of the order)",
 }
 
 
-def retry_advice(reason: Reason) -> str:
+def retry_advice(reason: Reason | str) -> str:
     """Whether (and how) a caller should retry after ``reason``."""
-    return RETRY.get(reason, _NO)
+    return RETRY.get(str(reason), _NO)
