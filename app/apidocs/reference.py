@@ -66,7 +66,6 @@ RETRY: Final[dict[str, str]] = {
     Reason.AUDIT_UNAVAILABLE: _LATER,
     Reason.STATE_UNAVAILABLE: _LATER,
     Reason.INTERNAL: _LATER,
-    "cursor.invalid": "no: ask again without the cursor (that is a new use of the order)",
 }
 
 
