@@ -36,6 +36,7 @@ from app.holds.models import LegalHold
 from app.notices.models import Notice
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, build_runtime
+from app.schema import SEALED
 from tests.conftest import COURT_ISS, auth
 from tests.previous_release import write_events
 
@@ -191,7 +192,7 @@ async def test_an_upgraded_database_keeps_everything_and_seals_clear_ids(
     assert "sealed 2 patron ids" in upgraded.output
     runtime = await build_runtime(settings)
     try:
-        assert await clear_ids_left(runtime.state) == 0
+        assert await clear_ids_left(runtime.state, SEALED) == 0
         stored = await stored_patrons(runtime)
         assert all(DEMO_PATRON not in v for v in stored)
         sealer = PatronSealer(pseudonym_key(settings))
@@ -213,7 +214,7 @@ async def test_a_start_seals_what_an_old_replica_left_in_clear(settings: Setting
     await asyncio.to_thread(migrations.upgrade, settings.state_url)  # schema only, no key
     runtime = await build_runtime(settings)
     try:
-        assert await clear_ids_left(runtime.state) == 0
+        assert await clear_ids_left(runtime.state, SEALED) == 0
     finally:
         await runtime.close()
 

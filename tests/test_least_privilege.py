@@ -112,8 +112,8 @@ async def test_readyz_refuses_a_replica_that_could_rewrite_the_log(
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                    from app.admin.clients import add_client
                     from app.callers.models import Role
-                    from app.callers.service import add_client
 
                     _, admin = await add_client(
                         runtime.state,

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from app.admin.clients import revoke_client
 from app.audit import service as audit_service
 from app.audit.writer import AuditWriter
 from app.callers.models import Role
-from app.callers.service import revoke_client
 from app.core.config import Settings
 from app.core.database import create_engine
 from app.records.demo import DEMO_PATRON

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -248,9 +248,15 @@ def _config_text(body: str) -> str:
     return "{" + body[start : end + 1] + "}" if end > 0 else ""
 
 
-def verifier_of(runtime: Any) -> IncrementalVerifier:
-    """The process's verifier, created on first use (kept in ``runtime.extras``)."""
-    found = runtime.extras.get("audit_verifier")
-    if not isinstance(found, IncrementalVerifier):
-        found = runtime.extras["audit_verifier"] = IncrementalVerifier(runtime.state)
-    return found
+class VerifierHost(Protocol):
+    """What keeps a process's verifier (``app.runtime.Runtime``)."""
+
+    state: AsyncEngine
+    audit_verifier: IncrementalVerifier | None
+
+
+def verifier_of(runtime: VerifierHost) -> IncrementalVerifier:
+    """The process's verifier, created on first use (kept in ``runtime.audit_verifier``)."""
+    if runtime.audit_verifier is None:
+        runtime.audit_verifier = IncrementalVerifier(runtime.state)
+    return runtime.audit_verifier

@@ -24,10 +24,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from app.audit import tlog
-from app.callers.models import Role
-from app.callers.service import Caller
-from app.core.deps import (
+from app.api.deps import (
     Auditor,
     Credentials,
     Notifier,
@@ -35,6 +32,9 @@ from app.core.deps import (
     authenticate,
     require_roles,
 )
+from app.audit import tlog
+from app.callers.models import Role
+from app.callers.service import Caller
 from app.core.problems import (
     BulwarkError,
     ForbiddenError,
@@ -60,7 +60,9 @@ ReceiptHolder = Annotated[Caller, Depends(require_roles(Role.REQUESTER, Role.AUD
 
 def log_config(runtime: Runtime) -> tlog.LogConfig:
     """The log's signer and witnesses, built at start (app/runtime.py)."""
-    config: tlog.LogConfig = runtime.extras["audit.log"]
+    config = runtime.log
+    if config is None:
+        raise AssertionError("build_runtime sets the log")
     return config
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.deps import Auditor, RuntimeDep
 from app.audit import service
 from app.audit.incremental import verifier_of
 from app.core.clock import library_today
-from app.core.deps import Auditor, RuntimeDep
 from app.core.problems import StateUnavailable
 from app.holds.service import sealed_orders
 

@@ -173,13 +173,16 @@ async def put_back(engine: AsyncEngine, row: dict[str, Any]) -> None:
         await conn.execute(insert(CONTINUATIONS), [row])
 
 
-def writer(row: dict[str, Any]) -> Any:
-    """An ``Entry.apply`` that writes ``row`` in the transaction of the page's event."""
+@dataclass(frozen=True, slots=True)
+class ContinuationWrite:
+    """An entry's change (app/audit/entries.py): the continuation ``row``, written in the
+    transaction of the page's event."""
 
-    async def apply(conn: AsyncConnection) -> None:
-        await conn.execute(insert(CONTINUATIONS), [row])
+    row: dict[str, Any]
 
-    return apply
+    async def apply(self, conn: AsyncConnection) -> None:
+        """Insert the row."""
+        await conn.execute(insert(CONTINUATIONS), [self.row])
 
 
 def _row_key(raw: bytes) -> str:

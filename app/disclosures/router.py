@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.core.deps import Evaluator, Requester, RuntimeDep
+from app.api.deps import Evaluator, Requester, RuntimeDep
 from app.core.problems import problem_responses
 from app.disclosures import service
 from app.disclosures.schemas import (

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.problems import ProblemReason
-from app.orders.models import Category, PatronId
+from app.orders.models import PatronId
+from app.records.categories import Category
 
 PurposeStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
 TokenStr = Annotated[str, StringConstraints(min_length=1, max_length=1_048_576)]

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.api.deps import HoldReader, RuntimeDep
 from app.core.atrest import sealer_of
 from app.core.clock import clock_of
-from app.core.deps import HoldReader, RuntimeDep
 from app.core.problems import StateUnavailable
 from app.holds import service
 

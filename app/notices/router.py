@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.deps import Auditor, Notifier, RuntimeDep
 from app.core.atrest import sealer_of
 from app.core.clock import library_today
-from app.core.deps import Auditor, Notifier, RuntimeDep
 from app.core.problems import StateUnavailable, problem_responses
 from app.notices import service
 

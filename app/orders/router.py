@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.core.deps import Admin, RuntimeDep
+from app.admin.revocations import revoke_order
+from app.api.deps import Admin, RuntimeDep
 from app.core.problems import AuthError, problem_responses
 from app.core.reasons import Reason
 from app.disclosures.schemas import AuditRef
-from app.orders.service import revoke_order
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.deps import Auditor, RuntimeDep
+from app.api.deps import Auditor, RuntimeDep
 
 router = APIRouter(tags=["policy"])
 

@@ -47,7 +47,7 @@ from pydantic import (
 )
 
 from app.core.calendar import UnknownTimeZone, zone
-from app.orders.models import Category
+from app.records.categories import Category
 
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 #: JSON member names an HTTP mapping may read: identifiers, plus hyphens.

@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.deps import Credentials, RuntimeDep, authenticate
 from app.callers.models import Role
 from app.callers.service import Caller
 from app.core.calendar import UTC_CLOCK, LibraryClock
 from app.core.clock import library_today
-from app.core.deps import Credentials, RuntimeDep, authenticate
 from app.core.problems import (
     BulwarkError,
     ForbiddenError,
@@ -148,7 +148,7 @@ async def _report(runtime: Runtime, start: dt.date, end: dt.date, *, fresh: bool
 
     if fresh:
         return await compute()
-    cache = runtime.extras.setdefault("transparency.cache", service.ReportCache())
+    cache = runtime.report_cache
     key = (start.isoformat(), end.isoformat(), runtime.policy.sha256)
     final = end < library_today(runtime)
     report: dict[str, Any] = await cache.get(key, compute, final=final)
@@ -235,5 +235,5 @@ async def transparency_page(
             Reason.REQUEST_NOT_FOUND, "This library does not publish its transparency report."
         )
     report = await _report(runtime, *period(start, to, runtime.settings.clock), fresh=False)
-    log = runtime.extras.get("audit.log")  # app/audit/tlog.py: the checkpoint signer
+    log = runtime.log  # app/audit/tlog.py: the checkpoint signer
     return HTMLResponse(page.render(report, log_key=log.verifier.vkey if log else None))

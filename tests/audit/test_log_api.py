@@ -513,8 +513,8 @@ async def test_the_log_is_private_unless_the_policy_publishes_it(
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                from app.admin.clients import add_client
                 from app.callers.models import Role
-                from app.callers.service import add_client
 
                 _, auditor = await add_client(runtime.state, "a", Role.AUDITOR, audit=runtime.audit)
                 _, requester = await add_client(

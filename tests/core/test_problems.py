@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
-from app.callers.service import revoke_client
+from app.admin.clients import revoke_client
 from app.runtime import Runtime
 from tests.conftest import auth
 

@@ -205,8 +205,8 @@ def test_a_hold_lasts_through_the_library_s_local_day() -> None:
 
 
 async def _caller(runtime: Runtime) -> Any:
+    from app.admin.clients import add_client
     from app.callers.models import Role
-    from app.callers.service import add_client
 
     _, key = await add_client(runtime.state, "auditor", Role.AUDITOR, audit=runtime.audit)
     return await runtime.callers.authenticate(key)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.core.problems import StoreUnavailable
 from app.metrics import RATE_LIMITED, MeasuredStore
-from app.orders.models import Category
+from app.records.categories import Category
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from tests.conftest import auth
 

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.config import Settings
 from app.main import create_app
 from app.orders.approvals import APPROVAL_TYP, ApprovalVerifier, issue_approval

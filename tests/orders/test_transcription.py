@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from app.core.config import Settings
+from app.core.startup import StartupError
 from app.orders.approvals import issue_approval
 from app.orders.issuing import generate_key_pair, issue_order, issuer_entry, make_claims
 from app.orders.trust import TrustStore, TrustStoreError
 from app.records.demo import DEMO_PATRON
-from app.runtime import StartupError, build_runtime
+from app.runtime import build_runtime
 from tests.conftest import COURT_ISS, JURISDICTION, auth, migrate
 
 CUSTODIAN_ISS = "https://library.example/custodian"

@@ -22,8 +22,9 @@ from app.core.reasons import Reason
 from app.orders.approvals import ApprovalCheck, ApprovalVerifier
 from app.orders.checks import OrderCheck
 from app.orders.tokens import OrderVerifier, _parse_compact
-from app.policy.decision import AccessRequest, Decision, OrderState, Period
+from app.policy.decision import AccessRequest, Decision, OrderState
 from app.policy.engine import evaluate
+from app.records.obligations import Period
 from app.runtime import load_static
 
 #: Reasons ``orders issue`` does not hold against a new order: counsel's approval is signed
