@@ -35,11 +35,11 @@ from app.api.deps import (
 from app.audit import tlog
 from app.callers.models import Role
 from app.callers.service import Caller
+from app.core.database import state_errors
 from app.core.problems import (
     BulwarkError,
     ForbiddenError,
     RequestInvalid,
-    StateUnavailable,
     problem_responses,
 )
 from app.core.reasons import Reason
@@ -98,12 +98,8 @@ class CosignedOut(BaseModel):
 
 
 async def _guard(coro: Any) -> Any:
-    try:
+    with state_errors():
         return await coro
-    except BulwarkError:
-        raise
-    except Exception:
-        raise StateUnavailable() from None
 
 
 # --------------------------------------------------------------------------- /v1 (keys)

@@ -11,7 +11,7 @@ from app.api.deps import Auditor, RuntimeDep
 from app.audit import service
 from app.audit.incremental import verifier_of
 from app.core.clock import library_today
-from app.core.problems import StateUnavailable
+from app.core.database import state_errors
 from app.holds.service import sealed_orders
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -179,11 +179,9 @@ async def list_events(
     limit: int = Query(100, ge=1, le=1000),
 ) -> AuditPage:
     """Events in order, and the cursor for the next page."""
-    try:
+    with state_errors(keep=()):
         events = await service.list_events(runtime.state, after=after, limit=limit)
         sealed = await sealed_orders(runtime.state, _orders(events), library_today(runtime))
-    except Exception:
-        raise StateUnavailable() from None
     for event in events:
         if _order_of(event) in sealed:
             # Sealed means sealed: nothing that names the order, for any role, until the date.
@@ -205,10 +203,8 @@ async def verify(runtime: RuntimeDep, caller: Auditor) -> VerifyOut:
     nobody waits for stops; the full recomputation from genesis is `bulwark audit verify`.
     """
     verifier = verifier_of(runtime)
-    try:
+    with state_errors(keep=()):
         result = await verifier.verify()
-    except Exception:
-        raise StateUnavailable() from None
     return VerifyOut.model_validate(
         {**result.as_json(), "config_disagreements": verifier.disagreements}
     )
@@ -222,8 +218,6 @@ async def verify(runtime: RuntimeDep, caller: Auditor) -> VerifyOut:
 )
 async def checkpoint(runtime: RuntimeDep, caller: Auditor) -> CheckpointOut:
     """Save it; `bulwark audit verify --since FILE` later proves the log still extends it."""
-    try:
+    with state_errors(keep=()):
         document = await service.make_checkpoint(runtime.state, runtime.checkpoint_key)
-    except Exception:
-        raise StateUnavailable() from None
     return CheckpointOut.model_validate(document)

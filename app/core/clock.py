@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.calendar import LibraryClock
+from app.core.database import state_errors
 from app.core.models import utcnow
 from app.core.problems import StateUnavailable
 
@@ -108,10 +109,8 @@ class StateClock:
 
     async def check(self) -> None:
         """Raise :class:`ClockSkewed` (503) when this replica's clock is off."""
-        try:
+        with state_errors(keep=()):
             await self.refresh()
-        except Exception:
-            raise StateUnavailable() from None
         if abs(self.offset_seconds()) > self.skew_seconds:
             raise ClockSkewed()
 

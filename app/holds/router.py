@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.api.deps import HoldReader, RuntimeDep
 from app.core.atrest import sealer_of
 from app.core.clock import clock_of
-from app.core.problems import StateUnavailable
+from app.core.database import state_errors
 from app.holds import service
 
 router = APIRouter(prefix="/legal-holds", tags=["legal holds"])
@@ -87,7 +87,7 @@ async def list_holds(
 ) -> HoldPage:
     """Holds whose end is still to come, by id; expired holds are not listed."""
     sealer = sealer_of(runtime)
-    try:
+    with state_errors(keep=()):
         # Holds name patrons sealed (app/core/atrest.py): the lookup seals the id asked for.
         holds = await service.list_holds(
             runtime.state,
@@ -97,7 +97,5 @@ async def list_holds(
             patron_id=None if patron_id is None else sealer.seal(patron_id),
         )
         holds = sealer.open_rows(holds)
-    except Exception:
-        raise StateUnavailable() from None
     next_after = holds[-1]["id"] if len(holds) == limit else None
     return HoldPage.model_validate({"holds": holds, "next_after": next_after})

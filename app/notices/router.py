@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import Auditor, Notifier, RuntimeDep
 from app.core.atrest import sealer_of
 from app.core.clock import library_today
-from app.core.problems import StateUnavailable, problem_responses
+from app.core.database import state_errors
+from app.core.problems import problem_responses
 from app.notices import service
 
 router = APIRouter(prefix="/notices", tags=["notices"])
@@ -103,11 +104,9 @@ async def due(
     runtime: RuntimeDep, caller: Notifier, limit: int = Query(100, ge=1, le=1000)
 ) -> NoticePage:
     """Oldest first. A notice under a court's nondisclosure date is not listed before it."""
-    try:
+    with state_errors(keep=()):
         notices = await service.due_notices(runtime.state, today=_today(runtime), limit=limit)
         notices = sealer_of(runtime).open_rows(notices)
-    except Exception:
-        raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})
 
 
@@ -152,11 +151,9 @@ async def list_all(
     """Sealed notices (before their date) are not listed, to auditors either."""
     if after is not None and after.tzinfo is None:
         after = after.replace(tzinfo=dt.UTC)
-    try:
+    with state_errors(keep=()):
         notices = await service.list_notices(
             runtime.state, today=_today(runtime), after=after, limit=limit
         )
         notices = sealer_of(runtime).open_rows(notices)
-    except Exception:
-        raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})

@@ -20,11 +20,11 @@ from app.callers.models import Role
 from app.callers.service import Caller
 from app.core.calendar import UTC_CLOCK, LibraryClock
 from app.core.clock import library_today
+from app.core.database import state_errors
 from app.core.problems import (
     BulwarkError,
     ForbiddenError,
     RequestInvalid,
-    StateUnavailable,
     problem_responses,
 )
 from app.core.reasons import Reason
@@ -139,12 +139,10 @@ def period(
 
 async def _report(runtime: Runtime, start: dt.date, end: dt.date, *, fresh: bool) -> dict[str, Any]:
     async def compute() -> dict[str, Any]:
-        try:
+        with state_errors(keep=()):
             return await service.build_report(
                 runtime.state, runtime.policy, start=start, end=end, today=library_today(runtime)
             )
-        except Exception:
-            raise StateUnavailable() from None
 
     if fresh:
         return await compute()
