@@ -1,4 +1,4 @@
-"""The ``bulwark`` command line (contract section 7)."""
+"""The ``bulwark`` command line (docs/cli.md)."""
 
 from __future__ import annotations
 

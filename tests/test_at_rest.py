@@ -30,6 +30,7 @@ from app.core import migrations
 from app.core.atrest import PREFIX, PatronSealer, SealBroken, clear_ids_left
 from app.core.config import Settings
 from app.core.database import create_engine
+from app.core.models import table_of
 from app.core.secrets import checkpoint_key, ensure_instance_secrets, pseudonym_key
 from app.demo import demo_settings
 from app.holds.models import LegalHold
@@ -41,8 +42,8 @@ from tests.conftest import COURT_ISS, auth
 from tests.previous_release import write_events
 
 Token = Callable[..., str]
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
-HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
+NOTICES = table_of(Notice)
+HOLDS = table_of(LegalHold)
 
 
 def mode(path: Path) -> int:

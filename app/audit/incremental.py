@@ -29,9 +29,9 @@ from app.audit.models import AuditVerified
 from app.audit.service import EVENTS, HEAD, PAGE, VerifyResult, _row_fault
 from app.audit.tree import TreeChecker, read_frontier
 from app.core.config_proof import interleaved
-from app.core.models import utcnow
+from app.core.models import table_of, utcnow
 
-VERIFIED = AuditVerified.__table__  # type: ignore[attr-defined]
+VERIFIED = table_of(AuditVerified)
 
 #: How long a replica's claim to be the one verifying lasts without being renewed (each page
 #: renews it); a replica that died mid-run delays the others by at most this much.

@@ -36,6 +36,7 @@ from app.audit import tlog
 from app.callers.models import Role
 from app.callers.service import Caller
 from app.core.database import state_errors
+from app.core.models import table_of
 from app.core.problems import (
     BulwarkError,
     ForbiddenError,
@@ -199,7 +200,7 @@ async def notice_proof(
 ) -> InclusionProof:
     """Only once the notice may be given (after any nondisclosure date), like the notice."""
     today = dt.datetime.now(dt.UTC).date()
-    notices, disclosures = Notice.__table__, Disclosure.__table__  # type: ignore[attr-defined]
+    notices, disclosures = table_of(Notice), table_of(Disclosure)
 
     async def find() -> int | None:
         async with runtime.state.connect() as conn:

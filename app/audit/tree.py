@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 from sqlmodel import Field, SQLModel
 
+from app.core.models import table_of
+
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -48,7 +50,7 @@ class AuditTreeNode(SQLModel, table=True):
     hash: str = Field(sa_column=Column(String(64), nullable=False))
 
 
-TREE = AuditTreeNode.__table__  # type: ignore[attr-defined]
+TREE = table_of(AuditTreeNode)
 
 
 class ProofError(ValueError):

@@ -205,7 +205,7 @@ def state_errors(*, keep: tuple[type[BaseException], ...] = (BulwarkError,)) -> 
     """Turn a fault of the state database (any driver error) into 503 ``state.unavailable``.
 
     In the spirit of httpx's ``map_exceptions``: one place decides how a driver fault becomes
-    a problem (docs/api.md, "Problems"), never a 500 and never the driver's message, which
+    a problem (docs/api.md, "Reason codes"), never a 500 and never the driver's message, which
     may name a host or a row. Problems already raised inside (``keep``) pass unchanged;
     ``keep=()`` turns every error into ``state.unavailable``.
     """

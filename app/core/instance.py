@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core import secrets
 from app.core.config import Settings
+from app.core.models import table_of
 
 
 class InstanceBinding(SQLModel, table=True):
@@ -43,7 +44,7 @@ class InstanceBinding(SQLModel, table=True):
     checkpoint_key_sha256: str = Field(sa_column=Column(String(64), nullable=False))
 
 
-BINDING = InstanceBinding.__table__  # type: ignore[attr-defined]
+BINDING = table_of(InstanceBinding)
 
 
 class InstanceMismatch(RuntimeError):

@@ -39,10 +39,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.core.models import table_of
 from app.core.problems import RequestInvalid
 from app.disclosures.models import Continuation
 
-CONTINUATIONS = Continuation.__table__  # type: ignore[attr-defined]
+CONTINUATIONS = table_of(Continuation)
 
 #: The handle's length in random bytes, and as base64url text without padding.
 HANDLE_BYTES = 32

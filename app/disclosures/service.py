@@ -28,6 +28,7 @@ from app.callers.service import Caller
 from app.core.atrest import sealer_of
 from app.core.clock import clock_of
 from app.core.config import Settings
+from app.core.models import table_of
 from app.core.problems import (
     AuditUnavailable,
     AuthError,
@@ -69,8 +70,8 @@ logger = logging.getLogger("bulwark.disclosures")
 #: The one reason label metrics give a decision about a banded instrument (app.metrics).
 BANDED_LABEL = "banded_instrument"
 
-USES = OrderUse.__table__  # type: ignore[attr-defined]
-REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
+USES = table_of(OrderUse)
+REVOCATIONS = table_of(Revocation)
 
 
 class Services(Protocol):

@@ -120,7 +120,7 @@ class OrderScope(BaseModel):
 
 
 class OrderClaims(BaseModel):
-    """The typed claims of a court-order token (contract section 3).
+    """The typed claims of a court-order token (docs/court-orders.md).
 
     Registered time claims are integers (NumericDate); anything else is a malformed claim.
     Unknown extra claims are kept out of the model and never influence a decision.

@@ -1,6 +1,6 @@
 """The trust store: which issuers Bulwark believes, and the public keys it checks them with.
 
-The store is a JSON file (contract section 3)::
+The store is a JSON file (docs/trust.md)::
 
     {"issuers": [{"iss": "...", "name": "...", "jurisdictions": ["US-IL"],
                   "keys": [{"kty": "RSA", "kid": "cook-2026", "alg": "RS256",

@@ -1,4 +1,4 @@
-"""The records mapping: how each contract category lies in the backing store (contract §1).
+"""The records mapping: how each category lies in the backing store (docs/records.md).
 
 A mapping is a TOML file with one ``[categories.<id>]`` table per category the deployment
 keeps. For a SQL store each names a table or view and its columns::

@@ -30,13 +30,14 @@ from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.callers.models import Client
 from app.core import migrations
 from app.core.database import create_engine
+from app.core.models import table_of
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import auth
 from tests.databases import postgres_database
 
 ORDER = ("https://courts.example/a", "order-1")
-CLIENTS = Client.__table__  # type: ignore[attr-defined]
+CLIENTS = table_of(Client)
 
 
 async def test_a_rewritten_event_time_fails_verification(

@@ -24,6 +24,7 @@ from app.audit.writer import Appended, AuditWriter, Entry, UseClaim
 from app.callers.models import Client
 from app.core import migrations
 from app.core.database import create_engine
+from app.core.models import table_of
 from app.core.reasons import Reason
 from app.disclosures.models import DisclosureRow
 from app.holds.service import HoldRow
@@ -33,7 +34,7 @@ from tests.databases import postgres_database
 pytestmark = pytest.mark.postgres
 
 ORDER = ("https://courts.example/a", "order-1")
-CLIENTS = Client.__table__  # type: ignore[attr-defined]
+CLIENTS = table_of(Client)
 
 
 @pytest.fixture

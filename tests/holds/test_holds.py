@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.config import Settings
+from app.core.models import table_of
 from app.holds import service
 from app.holds.models import LegalHold
 from app.notices.models import Notice
@@ -21,8 +22,8 @@ from app.runtime import Runtime, build_runtime
 from tests.conftest import COURT_ISS, COURT_KID, auth, migrate
 
 Token = Callable[..., str]
-HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
+HOLDS = table_of(LegalHold)
+NOTICES = table_of(Notice)
 PATRONS = [DEMO_PATRON, OTHER_PATRON]
 
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit import service as audit_service
+from app.core.models import table_of
 from app.notices import service
 from app.notices.models import Notice
 from app.records.demo import DEMO_PATRON
@@ -20,7 +21,7 @@ from app.runtime import Runtime
 from tests.conftest import auth
 
 Token = Callable[..., str]
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
+NOTICES = table_of(Notice)
 
 
 def today() -> dt.date:
