@@ -39,6 +39,7 @@ from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, build_runtime
 from app.schema import SEALED
 from tests.conftest import COURT_ISS, auth
+from tests.factories import disclosure_body
 from tests.previous_release import write_events
 
 Token = Callable[..., str]
@@ -50,15 +51,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 async def stored_patrons(runtime: Runtime) -> list[str]:

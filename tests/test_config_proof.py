@@ -20,6 +20,7 @@ from app.main import create_app
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, build_runtime
 from tests.conftest import JURISDICTION, auth, migrate
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 
@@ -78,15 +79,7 @@ async def test_start_refuses_a_config_file_others_may_write(
     assert str(target if dir_mode == 0o700 else folder) in str(refused.value)
 
 
-def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 async def last_body(runtime: Runtime) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from app.api.deps import (
@@ -33,6 +32,7 @@ from app.api.deps import (
     require_roles,
 )
 from app.audit import tlog
+from app.audit.schemas import ConsistencyProof, CosignedOut, InclusionProof
 from app.callers.models import Role
 from app.callers.service import Caller
 from app.core.database import state_errors
@@ -65,37 +65,6 @@ def log_config(runtime: Runtime) -> tlog.LogConfig:
     if config is None:
         raise AssertionError("build_runtime sets the log")
     return config
-
-
-class InclusionProof(BaseModel):
-    """An inclusion proof, with the checkpoint (and cosignatures) it proves against."""
-
-    type: str = Field(examples=[tlog.INCLUSION])
-    leaf_index: int = Field(description="The event's index in the tree: its seq - 1.")
-    seq: int
-    leaf_hash: str = Field(description="SHA-256(0x00 || the event's canonical body), hex.")
-    tree_size: int
-    hashes: list[str] = Field(description="The RFC 9162 audit path, leaf upwards, hex.")
-    checkpoint: str = Field(description="The C2SP signed checkpoint note, cosignatures included.")
-
-
-class ConsistencyProof(BaseModel):
-    """A consistency proof between two signed checkpoints."""
-
-    type: str = Field(examples=[tlog.CONSISTENCY])
-    old_size: int
-    new_size: int
-    hashes: list[str] = Field(description="The RFC 9162 consistency proof, hex.")
-    old_checkpoint: str | None
-    new_checkpoint: str
-
-
-class CosignedOut(BaseModel):
-    """Which configured witnesses' cosignatures were accepted, and whether it is published."""
-
-    size: int
-    witnesses: list[str]
-    published: bool
 
 
 async def _guard(coro: Any) -> Any:

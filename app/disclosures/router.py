@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.api.deps import Evaluator, Requester, RuntimeDep
+from app.audit.schemas import AuditRef
 from app.core.problems import problem_responses
 from app.disclosures import service
 from app.disclosures.schemas import (
-    AuditRef,
     DecisionOut,
     DisclosureRequest,
     DisclosureResponse,

@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from app.api.deps import RuntimeDep
@@ -20,41 +19,10 @@ from app.core import config_proof, migrations
 from app.core.clock import clock_of
 from app.core.problems import PROBLEM_CONTENT_TYPE, StateUnavailable, problem_responses
 from app.core.reasons import Reason
+from app.health.schemas import Health, Readiness
 from app.runtime import Runtime
 
 router = APIRouter(tags=["health"])
-
-
-class Health(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
-
-    status: str
-
-
-class Readiness(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"status": "ready"},
-                {
-                    "status": "ready",
-                    "checks": {
-                        "state": {"ok": True, "revision": "0003"},
-                        "trust_store": {"ok": True, "issuers": 1, "keys": 1},
-                        "policy": {"ok": True, "sha256": "801899d11b1d7cf9…"},
-                        "store": {"ok": True, "categories": ["circulation", "holds"]},
-                        "audit": {"ok": True},
-                        "clock": {"ok": True, "offset_seconds": 0.002, "allowed_seconds": 60},
-                    },
-                },
-            ]
-        }
-    )
-
-    status: str
-    checks: dict[str, Any] | None = Field(
-        default=None, description="Each check, for a caller with an admin key only."
-    )
 
 
 @router.get(

@@ -28,6 +28,7 @@ from app.runtime import Runtime
 from app.witness import ForkDetected, witness_once
 from tests.audit.forge import rebuild_tree
 from tests.conftest import TEST_PATRONS, auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 CASE = "2026-CR-777001"
@@ -68,17 +69,7 @@ def settings(
     )
 
 
-def body(token: str | None, **overrides: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
-    out.update(overrides)
-    return out
+body = disclosure_body
 
 
 def order(token: Token, **overrides: Any) -> str:

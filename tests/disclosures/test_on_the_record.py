@@ -23,6 +23,7 @@ from app.records.demo import DEMO_PATRON
 from app.records.http_store import HttpRecordsStore
 from app.runtime import Runtime
 from tests.conftest import auth
+from tests.factories import disclosure_body
 from tests.records.test_http_store import http_mapping
 from tests.records.upstream import Upstream, running_upstream
 
@@ -56,15 +57,7 @@ def use_http_store(runtime: Runtime, upstream: Upstream, path: str) -> None:
     )
 
 
-def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 async def last_event(rt: Runtime) -> tuple[str, str, dict[str, Any]]:

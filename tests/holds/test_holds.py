@@ -20,6 +20,7 @@ from app.orders.issuing import generate_key_pair, issue_order, make_claims
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from app.runtime import Runtime, build_runtime
 from tests.conftest import COURT_ISS, COURT_KID, auth, migrate
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 HOLDS = table_of(LegalHold)
@@ -27,15 +28,7 @@ NOTICES = table_of(Notice)
 PATRONS = [DEMO_PATRON, OTHER_PATRON]
 
 
-def body(token: str | None, patron: str = DEMO_PATRON) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": patron,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 def held_order(order_token: Token, **overrides: Any) -> str:

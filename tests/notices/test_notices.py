@@ -19,6 +19,7 @@ from app.notices.models import Notice
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 NOTICES = table_of(Notice)
@@ -29,14 +30,9 @@ def today() -> dt.date:
 
 
 def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation", "holds"],
-        "from": "2026-02-01",
-        "to": "2026-05-31",
-        "court_order": token,
-    }
+    return disclosure_body(
+        token, categories=["circulation", "holds"], start="2026-02-01", end="2026-05-31"
+    )
 
 
 async def disclose(
