@@ -1,4 +1,4 @@
-"""The ``bulwark`` command line (contract section 7)."""
+"""The ``bulwark`` command line (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,15 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from pydantic import ValidationError
 
+from app.api.console import load_settings, run_async
 from app.core.config import Settings
 
-T = TypeVar("T")
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, or a clean exit naming every bad value."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        lines = [
-            f"  BULWARK_{'_'.join(str(p) for p in e['loc']).upper() or '?'}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        raise click.ClickException("invalid settings:\n" + "\n".join(lines)) from None
+_run = run_async
 
 
 @click.group()
@@ -46,8 +29,9 @@ def main() -> None:
 
 def preflight(settings: Settings) -> None:
     """Build and close a runtime: every start-up check, with a clear message on failure."""
+    from app.core.startup import StartupError
     from app.ratelimit import start_limiter
-    from app.runtime import StartupError, build_runtime
+    from app.runtime import build_runtime
 
     async def check() -> None:
         runtime = await build_runtime(settings)
@@ -118,9 +102,10 @@ def records_check() -> None:
     import httpx
 
     from app.core.database import redact
+    from app.core.startup import StartupError
     from app.policy.models import PolicyError, load_policy
     from app.records.mapping import MappingError, load_mapping, validate_against_policy
-    from app.runtime import StartupError, open_records_store
+    from app.runtime import open_records_store
 
     settings = load_settings()
     try:
@@ -164,15 +149,17 @@ def db() -> None:
 )
 def db_upgrade(allow_foreign_tables: bool) -> None:
     """Migrate the state database to this version, and create missing instance secrets."""
+    from app.audit.service import EVENTS
     from app.core import migrations
     from app.core.database import create_engine, redact
     from app.core.files import private_dir
     from app.core.instance import InstanceMismatch, prepare_secrets
     from app.core.secrets import SecretsError
+    from app.schema import target_metadata
 
     settings = load_settings()
     private_dir(settings.data_dir)  # state file and secrets: this user's only (0700)
-    foreign = _run(migrations.foreign_tables(settings.state_url))
+    foreign = _run(migrations.foreign_tables(settings.state_url, target_metadata.tables))
     if foreign and not allow_foreign_tables:
         # Pointed at the records store (or any other application's database) by mistake,
         # the upgrade would add Bulwark's tables, patron pseudonyms included, to it.
@@ -192,7 +179,7 @@ def db_upgrade(allow_foreign_tables: bool) -> None:
     async def secrets() -> list[str]:
         engine = create_engine(settings.state_url)
         try:
-            return await prepare_secrets(settings, engine)
+            return await prepare_secrets(settings, engine, EVENTS)
         finally:
             await engine.dispose()
 
@@ -212,10 +199,11 @@ async def _seal_at_rest(settings: Settings) -> int:
     from app.core.atrest import PatronSealer, seal_existing
     from app.core.database import create_engine
     from app.core.secrets import pseudonym_key
+    from app.schema import SEALED
 
     engine = create_engine(settings.state_url)
     try:
-        return await seal_existing(engine, PatronSealer(pseudonym_key(settings)))
+        return await seal_existing(engine, PatronSealer(pseudonym_key(settings)), SEALED)
     finally:
         await engine.dispose()
 
@@ -247,8 +235,8 @@ def _state_and_audit(settings: Settings) -> Any:
 )
 def clients_add(name: str, role: str) -> None:
     """Create a caller and print its key once (only its hash is kept)."""
+    from app.admin.clients import ClientExists, add_client
     from app.callers.models import Role
-    from app.callers.service import ClientExists, add_client
 
     settings = load_settings()
 
@@ -293,7 +281,7 @@ def clients_list() -> None:
 @click.argument("name")
 def clients_revoke(name: str) -> None:
     """Revoke a caller's key; refused at once by every process."""
-    from app.callers.service import ClientNotFound, revoke_client
+    from app.admin.clients import ClientNotFound, revoke_client
 
     settings = load_settings()
 
@@ -329,7 +317,7 @@ def _register_order_tools() -> None:
     )
     def orders_revoke(iss: str, jti: str, reason: str, pre_emptive: bool) -> None:
         """Revoke an order; every replica refuses it from now on."""
-        from app.orders.service import OrderNeverSeen, revoke_order
+        from app.admin.revocations import OrderNeverSeen, revoke_order
 
         settings = load_settings()
 

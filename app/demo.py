@@ -176,9 +176,10 @@ def _callers(settings: Settings) -> tuple[str, str]:
     """New keys for the demo's requester and auditor (old demo keys are revoked first)."""
     import asyncio
 
+    from app.admin.clients import add_client, revoke_client
     from app.audit.writer import AuditWriter
     from app.callers.models import Role
-    from app.callers.service import add_client, list_clients, revoke_client
+    from app.callers.service import list_clients
     from app.core.database import create_engine
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S%f")

@@ -11,14 +11,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from app import __version__
-from app.apidocs import router as apidocs_router
+from app.api.deps import authenticate
+from app.apidocs.router import router as apidocs_router
 from app.apidocs.typed import allow_anonymous, records_by_category
 from app.audit.log_router import api_router as log_api
 from app.audit.log_router import public_router as log_public
 from app.audit.log_router import start_checkpointer
 from app.audit.router import router as audit_router
 from app.core.config import Settings
-from app.core.deps import authenticate
 from app.core.middleware import RequestContextMiddleware
 from app.core.problems import (
     AuthError,
@@ -34,12 +34,11 @@ from app.core.problems import (
 )
 from app.core.reasons import Reason
 from app.core.strict import strict_parameters
-from app.counsel import router as counsel_router
+from app.counsel.router import router as counsel_router
 from app.disclosures.router import router as disclosures_router
 from app.health.router import router as health_router
 from app.holds.router import router as holds_router
-from app.idempotency import IdempotencyMiddleware
-from app.idempotency.middleware import document_header
+from app.idempotency.middleware import IdempotencyMiddleware, document_header
 from app.metrics import observe_request
 from app.metrics.router import metrics_router
 from app.notices.router import router as notices_router
@@ -97,7 +96,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             yield
         finally:
             await checkpoints.close()
-            app.state.runtime.extras.pop("rate_limiter", None)
+            app.state.runtime.limiter = None
             await limiter.close()
             if owned:
                 await app.state.runtime.close()

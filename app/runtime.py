@@ -8,6 +8,7 @@ and how to fix it: Bulwark never serves with a piece missing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,9 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.audit.incremental import IncrementalVerifier
 from app.audit.pseudonyms import Pseudonymizer
+from app.audit.tlog import LogConfig
 from app.audit.writer import AuditWriter
 from app.callers.service import CallerRegistry
 from app.core import migrations, secrets
@@ -26,24 +29,26 @@ from app.core.config import Settings
 from app.core.config_proof import ConfigFileUnsafe, ConfigFingerprint, check_config_files
 from app.core.database import create_engine, redact
 from app.core.problems import StoreUnavailable
+from app.core.startup import StartupError
 from app.core.transport import http_verify
 from app.disclosures.cursor import Continuations
+from app.disclosures.spent import SpentOrders
+from app.idempotency.store import IdempotencyStore
 from app.metrics import MeasuredStore, observe_audit_append
 from app.orders.approvals import ApprovalVerifier
-from app.orders.service import SpentOrders
 from app.orders.tokens import OrderVerifier
 from app.orders.trust import TrustStore, TrustStoreError
 from app.policy.models import LoadedPolicy, PolicyError, load_policy
+from app.ratelimit.limiter import RateLimiter
+from app.ratelimit.unknown_keys import UnknownKeyGuard
 from app.records.base import RecordsStore
 from app.records.factory import build_store
 from app.records.mapping import MappingError, RecordsMapping, load_mapping, validate_against_policy
 from app.records.sql_schema import StoreLoginError
+from app.schema import SEALED
+from app.transparency.service import ReportCache
 
 logger = logging.getLogger("bulwark.runtime")
-
-
-class StartupError(RuntimeError):
-    """Bulwark cannot start safely; the message says why and what fixes it."""
 
 
 @dataclass(slots=True)
@@ -65,7 +70,20 @@ class Runtime:
     cursors: Continuations
     approvals: ApprovalVerifier
     spent_orders: SpentOrders = field(default_factory=SpentOrders)
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The parts below are built at start (build_runtime) or on first use, once per process,
+    # by the function named beside each.
+    clock: StateClock | None = None  # app/core/clock.py: clock_of
+    sealer: PatronSealer | None = None  # app/core/atrest.py: sealer_of
+    config_fingerprint: ConfigFingerprint | None = None  # app/core/config_proof.py
+    log: LogConfig | None = None  # the Merkle tree's checkpoint signer (tlog_config)
+    limiter: RateLimiter | None = None  # app/ratelimit/limiter.py: limiter_of
+    audit_verifier: IncrementalVerifier | None = None  # app/audit/incremental.py: verifier_of
+    unknown_keys: UnknownKeyGuard | None = None  # app/ratelimit/unknown_keys.py: guard_of
+    idempotency: IdempotencyStore | None = None  # app/idempotency/middleware.py: store_of
+    report_cache: ReportCache = field(default_factory=ReportCache)  # the transparency report
+    #: The last readiness answer (monotonic time, checks) and the lock of its renewal.
+    readyz: tuple[float, dict[str, Any]] | None = None
+    readyz_lock: asyncio.Lock | None = None
 
     async def close(self) -> None:
         await self.audit.close()
@@ -174,16 +192,14 @@ async def build_runtime(settings: Settings) -> Runtime:
         checkpoint_key=checkpoint_key,
         cursors=Continuations(pseudonym_key),
         approvals=approvals,
-        extras={
-            "clock": clock,
-            "sealer": sealer,
-            "config_fingerprint": fingerprint,
-            "audit.log": log,
-        },
+        clock=clock,
+        sealer=sealer,
+        config_fingerprint=fingerprint,
+        log=log,
     )
 
 
-def tlog_config(settings: Settings, policy: LoadedPolicy) -> Any:
+def tlog_config(settings: Settings, policy: LoadedPolicy) -> LogConfig:
     """The audit log's checkpoint signer and the witnesses the policy names."""
     from app.audit import notes, tlog
 
@@ -210,7 +226,7 @@ async def _seal_at_rest(settings: Settings, state: AsyncEngine, key: bytes) -> P
     """The sealer; clear patron ids an older release (or replica) left are sealed now."""
     sealer = PatronSealer(key)
     try:
-        sealed = await seal_existing(state, sealer)
+        sealed = await seal_existing(state, sealer, SEALED)
     except Exception as exc:
         raise StartupError(
             f"could not seal patron ids at rest in {redact(settings.state_url)} "

@@ -36,9 +36,10 @@ from app.audit.models import AuditEvent, AuditHead
 from app.audit.service import verify_chain
 from app.core import migrations
 from app.core.database import create_engine
+from app.core.models import table_of
 
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+EVENTS = table_of(AuditEvent)
+HEAD = table_of(AuditHead)
 
 
 def _event(seq: int, ts: dt.datetime) -> dict[str, object]:

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from app.orders.models import Category
-from app.policy.decision import Obligations
+from app.records.categories import Category
 from app.records.folio_store import FolioCredentials, FolioRecordsStore
 from app.records.mapping import load_mapping
+from app.records.obligations import Obligations
 from tests.records.folio_fake import PASSWORD, TENANT, USERNAME, running_folio
 from tests.records.test_folio import BARCODE, PERIOD, UA, UB, _loan, tenant_data
 

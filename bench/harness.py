@@ -280,8 +280,8 @@ def prepare_deployment(state_url: str, data_dir: Path) -> Deployment:
 
 
 async def _add_callers(state_url: str, callers: list[tuple[str, Any]]) -> list[str]:
+    from app.admin.clients import add_client
     from app.audit.writer import AuditWriter
-    from app.callers.service import add_client
     from app.core.database import create_engine
 
     engine = create_engine(state_url)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core import migrations
 from app.core.config import Settings
 from app.core.secrets import ensure_instance_secrets

@@ -19,10 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.core.config import BUNDLED_POLICY
 from app.orders.checks import OrderCheck, TrustedIssuer
-from app.orders.models import Category, OrderClaims
-from app.policy.decision import AccessRequest, Decision, Effect, OrderState, Period
+from app.orders.models import OrderClaims
+from app.policy.decision import AccessRequest, Decision, Effect, OrderState
 from app.policy.engine import evaluate
 from app.policy.models import load_policy
+from app.records.categories import Category
+from app.records.obligations import Period
 
 NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
 POLICY = load_policy(BUNDLED_POLICY)

@@ -35,12 +35,13 @@ from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.core import migrations
 from app.core.config import BUNDLED_POLICY
 from app.core.database import create_engine
+from app.disclosures.models import DisclosureRow
 from app.holds.service import hold_rows
 from app.notices.service import notice_row
 from app.orders.issuing import make_claims
 from app.orders.models import OrderClaims
-from app.policy.decision import Period
 from app.policy.models import load_policy
+from app.records.obligations import Period
 from app.transparency.service import build_report
 
 
@@ -81,17 +82,17 @@ def _entry(n: int, with_writes: bool) -> Entry:
         body={"v": 1, "n": n},
         order=(claims.iss, claims.jti),
         use=UseClaim(claims.iss, claims.jti, 1),
-        disclosure={
-            "id": disclosure_id,
-            "iss": claims.iss,
-            "jti": claims.jti,
-            "caller": "bench",
-            "patron_pseudonym": "k1:" + "b" * 64,
-            "categories": '["circulation"]',
-            "period_from": "2026-01-01",
-            "period_to": "2026-06-30",
-            "record_count": 3,
-        },
+        disclosure=DisclosureRow(
+            id=disclosure_id,
+            iss=claims.iss,
+            jti=claims.jti,
+            caller="bench",
+            patron_pseudonym="k1:" + "b" * 64,
+            categories='["circulation"]',
+            period_from="2026-01-01",
+            period_to="2026-06-30",
+            record_count=3,
+        ),
         holds=hold_rows(claims, 365) if with_writes else (),
         notice=notice,
     )

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.core.database import create_engine
-from app.core.schema import target_metadata
+from app.schema import target_metadata
 
 config = context.config
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core import migrations
 from app.core.config import Settings
 from app.core.secrets import ensure_instance_secrets

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 
+from app.admin.clients import add_client
 from app.audit.service import VerifyResult, list_events, verify_chain
 from app.audit.writer import AuditWriter
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.config import Settings
 from app.core.database import create_engine
 

@@ -30,33 +30,28 @@ from app.core import migrations
 from app.core.atrest import PREFIX, PatronSealer, SealBroken, clear_ids_left
 from app.core.config import Settings
 from app.core.database import create_engine
+from app.core.models import table_of
 from app.core.secrets import checkpoint_key, ensure_instance_secrets, pseudonym_key
 from app.demo import demo_settings
 from app.holds.models import LegalHold
 from app.notices.models import Notice
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, build_runtime
+from app.schema import SEALED
 from tests.conftest import COURT_ISS, auth
+from tests.factories import disclosure_body
 from tests.previous_release import write_events
 
 Token = Callable[..., str]
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
-HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
+NOTICES = table_of(Notice)
+HOLDS = table_of(LegalHold)
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 async def stored_patrons(runtime: Runtime) -> list[str]:
@@ -191,7 +186,7 @@ async def test_an_upgraded_database_keeps_everything_and_seals_clear_ids(
     assert "sealed 2 patron ids" in upgraded.output
     runtime = await build_runtime(settings)
     try:
-        assert await clear_ids_left(runtime.state) == 0
+        assert await clear_ids_left(runtime.state, SEALED) == 0
         stored = await stored_patrons(runtime)
         assert all(DEMO_PATRON not in v for v in stored)
         sealer = PatronSealer(pseudonym_key(settings))
@@ -213,7 +208,7 @@ async def test_a_start_seals_what_an_old_replica_left_in_clear(settings: Setting
     await asyncio.to_thread(migrations.upgrade, settings.state_url)  # schema only, no key
     runtime = await build_runtime(settings)
     try:
-        assert await clear_ids_left(runtime.state) == 0
+        assert await clear_ids_left(runtime.state, SEALED) == 0
     finally:
         await runtime.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -19,19 +18,12 @@ from app.main import create_app
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, build_runtime
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 
 
-def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 def skew(runtime: Runtime, by: dt.timedelta) -> None:

@@ -15,10 +15,12 @@ import pytest
 
 from app.core.config import BUNDLED_DEMO_MAPPING, BUNDLED_POLICY, Settings
 from app.core.config_proof import interleaved
+from app.core.startup import StartupError
 from app.main import create_app
 from app.records.demo import DEMO_PATRON
-from app.runtime import Runtime, StartupError, build_runtime
+from app.runtime import Runtime, build_runtime
 from tests.conftest import JURISDICTION, auth, migrate
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 
@@ -77,15 +79,7 @@ async def test_start_refuses_a_config_file_others_may_write(
     assert str(target if dir_mode == 0o700 else folder) in str(refused.value)
 
 
-def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 async def last_body(runtime: Runtime) -> dict[str, Any]:
@@ -107,7 +101,7 @@ async def test_every_event_records_the_configuration_in_force(
     config = (await last_body(runtime))["config"]
     assert set(config) == {"policy", "trust_store", "jurisdictions", "keys"}
     assert config["policy"] == runtime.policy.sha256[:16]
-    assert config == runtime.extras["config_fingerprint"].as_json()
+    assert config == runtime.config_fingerprint.as_json()
 
 
 async def test_replicas_that_disagree_are_reported(
@@ -137,7 +131,7 @@ async def test_replicas_that_disagree_are_reported(
                     )
                     assert r.status_code == 200, r.text
                 verified = await client.get("/v1/audit/verify", headers=auth(keys["auditor"]))
-                runtime.extras.pop("readyz", None)
+                runtime.readyz = None
                 ready = await client.get("/readyz", headers=auth(keys["admin"]))
                 anonymous = await client.get("/readyz")
     finally:
@@ -167,7 +161,7 @@ async def test_the_jurisdictions_in_force_are_fingerprinted(
     one = await build_runtime(settings)
     two = await build_runtime(make_settings(jurisdictions=frozenset({JURISDICTION, "US-WI"})))
     try:
-        a, b = one.extras["config_fingerprint"], two.extras["config_fingerprint"]
+        a, b = one.config_fingerprint, two.config_fingerprint
         assert a.jurisdictions != b.jurisdictions
         assert (a.policy, a.trust_store, a.keys) == (b.policy, b.trust_store, b.keys)
     finally:

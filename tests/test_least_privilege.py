@@ -9,7 +9,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -27,6 +26,7 @@ from app.records.demo import DEMO_PATRON
 from app.runtime import build_runtime
 from tests.conftest import auth, migrate
 from tests.databases import PG_HOST, PG_PORT, PG_USER, postgres_database
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 
@@ -60,15 +60,7 @@ async def app_login(pg_url: str) -> AsyncIterator[str]:
         await _admin(f'DROP ROLE IF EXISTS "{user}"')
 
 
-def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 @pytest.mark.postgres
@@ -112,8 +104,8 @@ async def test_readyz_refuses_a_replica_that_could_rewrite_the_log(
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                    from app.admin.clients import add_client
                     from app.callers.models import Role
-                    from app.callers.service import add_client
 
                     _, admin = await add_client(
                         runtime.state,

@@ -16,6 +16,7 @@ import pytest
 from app.core.logging import JsonFormatter
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 Lines = Callable[[], list[dict[str, Any]]]
@@ -50,15 +51,7 @@ def access(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [line for line in lines if line["logger"] == "bulwark.access"]
 
 
-def body(token: str, patron: str = DEMO_PATRON) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": patron,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 async def test_one_line_per_request_with_its_decision(

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.admin.clients import add_client
 from app.audit.writer import AuditWriter
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.config import Settings
 from app.core.database import create_engine
 from app.main import create_app

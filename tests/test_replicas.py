@@ -12,14 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
+from app.admin.clients import revoke_client
 from app.audit import service as audit_service
 from app.audit.writer import AuditWriter
 from app.callers.models import Role
-from app.callers.service import revoke_client
 from app.core.config import Settings
 from app.core.database import create_engine
 from app.records.demo import DEMO_PATRON
 from tests.conftest import auth
+from tests.factories import disclosure_body
 from tests.servers import Server, chain_and_events, provision, servers, settings_env
 
 pytestmark = pytest.mark.slow
@@ -32,15 +33,7 @@ async def deployment(settings: Settings) -> tuple[Settings, dict[str, str]]:
     return settings, await provision(settings, "rep")
 
 
-def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 async def burst(

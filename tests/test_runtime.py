@@ -12,7 +12,8 @@ import pytest
 from app.core import migrations
 from app.core.config import Settings
 from app.core.secrets import ensure_instance_secrets
-from app.runtime import StartupError, build_runtime
+from app.core.startup import StartupError
+from app.runtime import build_runtime
 
 sqlite_only = pytest.mark.parametrize("state_url", ["sqlite"], indirect=True)
 

@@ -21,6 +21,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from app.audit.entries import FASTPATH_SINKS
+
 #: What ``bulwark_append`` answers when it wrote the batch.
 WRITTEN = "ok"
 
@@ -29,6 +31,9 @@ WRITTEN = "ok"
 CALL = "SELECT bulwark_append_tree($1::text::jsonb)"
 
 OrderKey = tuple[str, str]
+
+#: The rows ``bulwark_append`` writes, by their list in its argument.
+ROWS = FASTPATH_SINKS
 
 
 def payload(
@@ -41,13 +46,15 @@ def payload(
     uses_before: Mapping[OrderKey, int | None],
     writes: Iterable[tuple[OrderKey, int, int]],
     events: list[dict[str, Any]],
-    disclosures: list[dict[str, Any]],
-    holds: list[dict[str, Any]],
-    notices: list[dict[str, Any]],
+    rows: Mapping[str, list[dict[str, Any]]],
     figures: list[dict[str, Any]] | None = None,
     tree: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The function's argument: what was assumed, and every row to write."""
+    """The function's argument: what was assumed, and every row to write.
+
+    ``rows`` maps each of :data:`ROWS` to its rows (app/audit/entries.py: the domains' typed
+    rows, as column values).
+    """
     document = {
         "head": list(head),
         "next": list(next_head),
@@ -57,9 +64,7 @@ def payload(
         "uses": [{"iss": k[0], "jti": k[1], "uses": n} for k, n in uses_before.items()],
         "writes": [{"iss": k[0], "jti": k[1], "uses": n, "max_uses": m} for k, n, m in writes],
         "events": events,
-        "disclosures": disclosures,
-        "holds": holds,
-        "notices": notices,
+        **{name: list(rows.get(name, ())) for name in ROWS},
         "figures": figures or [],  # the report's figures of these events (migration 0005)
         "tree": tree or [],  # the Merkle tree's new nodes (migration 0007)
     }

@@ -35,9 +35,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.models import ReportFigure
+from app.core.models import table_of
 from app.orders.models import Instrument
 
-FIGURES = ReportFigure.__table__  # type: ignore[attr-defined]
+FIGURES = table_of(ReportFigure)
 
 NO_ORDER: Final = "none"
 UNVERIFIED: Final = "unverified"

@@ -21,7 +21,7 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,9 +30,9 @@ from app.audit.models import AuditVerified
 from app.audit.service import EVENTS, HEAD, PAGE, VerifyResult, _row_fault
 from app.audit.tree import TreeChecker, read_frontier
 from app.core.config_proof import interleaved
-from app.core.models import utcnow
+from app.core.models import table_of, utcnow
 
-VERIFIED = AuditVerified.__table__  # type: ignore[attr-defined]
+VERIFIED = table_of(AuditVerified)
 
 #: How long a replica's claim to be the one verifying lasts without being renewed (each page
 #: renews it); a replica that died mid-run delays the others by at most this much.
@@ -257,13 +257,20 @@ def _config_text(body: str) -> str:
     return "{" + body[start : end + 1] + "}" if end > 0 else ""
 
 
-def verifier_of(runtime: Any) -> IncrementalVerifier:
-    """The process's verifier, created on first use (kept in ``runtime.extras``)."""
+class VerifierHost(Protocol):
+    """What keeps a process's verifier (``app.runtime.Runtime``)."""
+
+    state: AsyncEngine
+    audit_verifier: IncrementalVerifier | None
+
+
+def verifier_of(runtime: VerifierHost) -> IncrementalVerifier:
+    """The process's verifier, created on first use (kept in ``runtime.audit_verifier``).
+
+    Its leases go by the state database's clock, which every replica compares them with.
+    """
     from app.core.clock import clock_of
 
-    found = runtime.extras.get("audit_verifier")
-    if not isinstance(found, IncrementalVerifier):
-        found = runtime.extras["audit_verifier"] = IncrementalVerifier(
-            runtime.state, now=clock_of(runtime).now
-        )
-    return found
+    if runtime.audit_verifier is None:
+        runtime.audit_verifier = IncrementalVerifier(runtime.state, now=clock_of(runtime).now)
+    return runtime.audit_verifier

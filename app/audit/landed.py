@@ -15,8 +15,9 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.models import AuditEvent
+from app.core.models import table_of
 
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+EVENTS = table_of(AuditEvent)
 
 
 async def landed(conn: AsyncConnection, seq: int, hash_: str) -> bool:

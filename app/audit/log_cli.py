@@ -28,7 +28,8 @@ def _vkey(value: str) -> Any:
 
 def register(main: click.Group, audit: click.Group) -> None:
     """Add the tree's commands to ``bulwark audit`` and the ``bulwark witness`` group."""
-    from app.cli import _run, load_settings
+    from app.api.console import load_settings
+    from app.api.console import run_async as _run
 
     def log_config() -> Any:
         from app.core.secrets import SecretsError

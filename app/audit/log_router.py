@@ -21,13 +21,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from app.audit import tlog
-from app.callers.models import Role
-from app.callers.service import Caller
-from app.core.deps import (
+from app.api.deps import (
     Auditor,
     Credentials,
     Notifier,
@@ -35,11 +31,16 @@ from app.core.deps import (
     authenticate,
     require_roles,
 )
+from app.audit import tlog
+from app.audit.schemas import ConsistencyProof, CosignedOut, InclusionProof, LogKey
+from app.callers.models import Role
+from app.callers.service import Caller
+from app.core.database import state_errors
+from app.core.models import table_of
 from app.core.problems import (
     BulwarkError,
     ForbiddenError,
     RequestInvalid,
-    StateUnavailable,
     problem_responses,
 )
 from app.core.reasons import Reason
@@ -72,57 +73,15 @@ def start_checkpointer(runtime: Runtime) -> tlog.Checkpointer:
 
 def log_config(runtime: Runtime) -> tlog.LogConfig:
     """The log's signer and witnesses, built at start (app/runtime.py)."""
-    config: tlog.LogConfig = runtime.extras["audit.log"]
+    config = runtime.log
+    if config is None:
+        raise AssertionError("build_runtime sets the log")
     return config
 
 
-class InclusionProof(BaseModel):
-    """An inclusion proof, with the checkpoint (and cosignatures) it proves against."""
-
-    type: str = Field(examples=[tlog.INCLUSION])
-    leaf_index: int = Field(description="The event's index in the tree: its seq - 1.")
-    seq: int
-    leaf_hash: str = Field(description="SHA-256(0x00 || the event's canonical body), hex.")
-    tree_size: int
-    hashes: list[str] = Field(description="The RFC 9162 audit path, leaf upwards, hex.")
-    checkpoint: str = Field(description="The C2SP signed checkpoint note, cosignatures included.")
-
-
-class ConsistencyProof(BaseModel):
-    """A consistency proof between two signed checkpoints."""
-
-    type: str = Field(examples=[tlog.CONSISTENCY])
-    old_size: int
-    new_size: int
-    hashes: list[str] = Field(description="The RFC 9162 consistency proof, hex.")
-    old_checkpoint: str | None
-    new_checkpoint: str
-
-
-class LogKey(BaseModel):
-    """The keys that verify the log's checkpoints and their cosignatures."""
-
-    origin: str = Field(description="The log's origin line (C2SP tlog-checkpoint).")
-    vkey: str = Field(description="The log's C2SP signed-note verifier key.")
-    witnesses: list[str] = Field(description="The configured witnesses' verifier keys.")
-    required_witnesses: int = Field(description="How many witnesses must cosign.")
-
-
-class CosignedOut(BaseModel):
-    """Which configured witnesses' cosignatures were accepted, and whether it is published."""
-
-    size: int
-    witnesses: list[str]
-    published: bool
-
-
 async def _guard(coro: Any) -> Any:
-    try:
+    with state_errors():
         return await coro
-    except BulwarkError:
-        raise
-    except Exception:
-        raise StateUnavailable() from None
 
 
 # --------------------------------------------------------------------------- /v1 (keys)
@@ -222,7 +181,7 @@ async def notice_proof(
 ) -> InclusionProof:
     """Only once the notice may be given (after any nondisclosure date), like the notice."""
     today = dt.datetime.now(dt.UTC).date()
-    notices, disclosures = Notice.__table__, Disclosure.__table__  # type: ignore[attr-defined]
+    notices, disclosures = table_of(Notice), table_of(Disclosure)
 
     async def find() -> int | None:
         async with runtime.state.connect() as conn:

@@ -2,173 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from app.api.deps import Auditor, RuntimeDep
 from app.audit import service
 from app.audit.incremental import verifier_of
+from app.audit.schemas import (
+    AuditEventOut,
+    AuditPage,
+    CheckpointOut,
+    VerifyOut,
+)
 from app.core.clock import library_today
-from app.core.deps import Auditor, RuntimeDep
-from app.core.problems import StateUnavailable
+from app.core.database import state_errors
 from app.holds.service import sealed_orders
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-
-
-#: The fields every event body carries (a sealed event's body is only ``{"sealed": true}``, so
-#: none is required); each kind adds its own, left open.
-EVENT_BODY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "seq": {"type": "integer"},
-        "ts": {"type": "string"},
-        "kind": {"type": "string"},
-        "effect": {"type": "string"},
-        "sealed": {"type": "boolean"},
-    },
-    "additionalProperties": True,
-}
-
-
-class AuditEventOut(BaseModel):
-    seq: int
-    ts: str
-    kind: str = Field(examples=["disclosure"])
-    effect: str = Field(examples=["permit"])
-    prev_hash: str
-    hash: str
-    body: Annotated[dict[str, Any], WithJsonSchema(EVENT_BODY_SCHEMA)] = Field(
-        description="The hashed event; patrons only as pseudonyms."
-    )
-    sealed: bool = Field(
-        default=False,
-        description="The event's order is under nondisclosure: its body is withheld until the "
-        "seal ends (`bulwark audit verify` still checks it).",
-    )
-
-
-_HASH = "e7a6dd8fdc8aa1af133340d7da4023bb16909314fb8ac9f8130fe4b4054e6b0d"
-_PREV = "e36bf663611179c49174b13f25ec7df83a1f48bee61ec67ed9695896d23c427c"
-_TS = "2026-11-28T21:43:10.043093+00:00"
-_EVENT_BODY: dict[str, Any] = {
-    "v": 1,
-    "seq": 4,
-    "ts": _TS,
-    "kind": "evaluation",
-    "effect": "deny",
-    "caller": "demo-requester",
-    "request_id": "df41118829a741849d5e06e08cfe53f9",
-    "purpose": "legal_process",
-    "reasons": ["scope.patron"],
-    "policy": "801899d11b1d7cf97ef97a8d7f7463631ab3c389112fc9d195627e4838301723",
-    "order": {
-        "iss": "https://courts.example/demo-county",
-        "jti": "demo-20261128T214235-permit",
-        "case": "DEMO-2026-CR-0001",
-        "instrument": "court_order",
-        "verified": True,
-    },
-    "patron": "k1:916e02c8ced20d7fd8363acba0686ff7421e37c9430fd0df8120df9dd24d7f82",
-    "asked": {"categories": ["circulation"], "from": "2026-01-01", "to": "2026-06-30"},
-    "released": None,
-}
-
-
-class AuditPage(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "events": [
-                        {
-                            "seq": 4,
-                            "ts": _TS,
-                            "kind": "evaluation",
-                            "effect": "deny",
-                            "prev_hash": _PREV,
-                            "hash": _HASH,
-                            "body": _EVENT_BODY,
-                        }
-                    ],
-                    "next_after": 4,
-                }
-            ]
-        }
-    )
-
-    events: list[AuditEventOut]
-    next_after: int | None = Field(
-        description="Pass as `after` for the next page; null at the end."
-    )
-
-
-class ChainHead(BaseModel):
-    seq: int
-    hash: str
-
-
-class VerifyOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "ok": True,
-                    "events": 4,
-                    "head": {"seq": 4, "hash": _HASH},
-                    "first_bad_seq": None,
-                    "problem": None,
-                }
-            ]
-        }
-    )
-
-    ok: bool
-    events: int
-    head: ChainHead
-    first_bad_seq: int | None
-    problem: str | None = None
-    config_disagreements: list[dict[str, str]] = Field(
-        default_factory=list,
-        description="Configurations (fingerprints of policy, trust store, jurisdictions, "
-        "keys) that alternated in the events just verified: replicas that disagree.",
-    )
-
-
-class CheckpointBody(BaseModel):
-    seq: int
-    hash: str
-    ts: str
-    key_id: str
-
-
-class CheckpointOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "checkpoint": {
-                        "seq": 4,
-                        "hash": _HASH,
-                        "ts": "2026-11-28T21:43:10+00:00",
-                        "key_id": "80e216387d74fc2c",
-                    },
-                    "signature": "MEQCIAlC0ud2yqt0y0e7iKwZOgBsG2qsrRGLfhg9n5AA4/XmAiAKGhm+9AvWI3LRf"
-                    "v9VXQPXhGnrco1oWIyGbK60AzrUZA==",
-                    "algorithm": "ECDSA-P256-SHA256",
-                    "public_key": "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n",
-                }
-            ]
-        }
-    )
-
-    checkpoint: CheckpointBody
-    signature: str = Field(
-        description="Base64 ECDSA P-256 signature over the canonical checkpoint."
-    )
-    algorithm: str
-    public_key: str = Field(description="The deployment's checkpoint public key (PEM).")
 
 
 def _order_of(event: dict[str, Any]) -> tuple[str, str] | None:
@@ -207,11 +58,9 @@ async def list_events(
     limit: int = Query(100, ge=1, le=1000),
 ) -> AuditPage:
     """Events in order, and the cursor for the next page."""
-    try:
+    with state_errors(keep=()):
         events = await service.list_events(runtime.state, after=after, limit=limit)
         sealed = await sealed_orders(runtime.state, _orders(events), library_today(runtime))
-    except Exception:
-        raise StateUnavailable() from None
     for event in events:
         if _order_of(event) in sealed:
             # Sealed means sealed: nothing that names the order, for any role, until the date.
@@ -233,10 +82,8 @@ async def verify(runtime: RuntimeDep, caller: Auditor) -> VerifyOut:
     nobody waits for stops; the full recomputation from genesis is `bulwark audit verify`.
     """
     verifier = verifier_of(runtime)
-    try:
+    with state_errors(keep=()):
         result = await verifier.verify()
-    except Exception:
-        raise StateUnavailable() from None
     return VerifyOut.model_validate(
         {**result.as_json(), "config_disagreements": verifier.disagreements}
     )
@@ -250,8 +97,6 @@ async def verify(runtime: RuntimeDep, caller: Auditor) -> VerifyOut:
 )
 async def checkpoint(runtime: RuntimeDep, caller: Auditor) -> CheckpointOut:
     """Save it; `bulwark audit verify --since FILE` later proves the log still extends it."""
-    try:
+    with state_errors(keep=()):
         document = await service.make_checkpoint(runtime.state, runtime.checkpoint_key)
-    except Exception:
-        raise StateUnavailable() from None
     return CheckpointOut.model_validate(document)

@@ -28,15 +28,16 @@ from app.audit import figures
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
 from app.audit.models import AuditEvent, AuditHead
 from app.audit.tree import TreeChecker
+from app.core.models import table_of
 
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+EVENTS = table_of(AuditEvent)
+HEAD = table_of(AuditHead)
 PAGE = 5000
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """The outcome of a verification (contract section 5)."""
+    """The outcome of a verification (docs/audit.md)."""
 
     ok: bool
     events: int

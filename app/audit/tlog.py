@@ -27,15 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.audit import notes, tree
 from app.audit.models import AuditHead
 from app.audit.tlog_models import AuditCheckpoint, AuditCosignature
-from app.core.models import utcnow
+from app.core.models import table_of, utcnow
 from app.core.problems import BulwarkError
 from app.core.reasons import Reason
 
 logger = logging.getLogger("bulwark.audit.log")
 
-CHECKPOINTS = AuditCheckpoint.__table__  # type: ignore[attr-defined]
-COSIGNATURES = AuditCosignature.__table__  # type: ignore[attr-defined]
-HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+CHECKPOINTS = table_of(AuditCheckpoint)
+COSIGNATURES = table_of(AuditCosignature)
+HEAD = table_of(AuditHead)
 
 #: What a proof document says it is (``bulwark audit verify-proof`` reads it).
 INCLUSION = "bulwark-inclusion-proof/v1"

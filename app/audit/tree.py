@@ -35,6 +35,7 @@ from sqlalchemy.sql.elements import TextClause
 from sqlmodel import Field, SQLModel
 
 from app.audit.models import AuditEvent
+from app.core.models import table_of
 
 LEAF_PREFIX = b"\x00"
 #: Only levels that are multiples of STRIDE (and above the leaves) are stored.
@@ -56,8 +57,8 @@ class AuditTreeNode(SQLModel, table=True):
     hash: str = Field(sa_column=Column(String(64), nullable=False))
 
 
-TREE = AuditTreeNode.__table__  # type: ignore[attr-defined]
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+TREE = table_of(AuditTreeNode)
+EVENTS = table_of(AuditEvent)
 
 
 class ProofError(ValueError):

@@ -26,7 +26,7 @@ import datetime as dt
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,27 +48,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit import fastpath, tree
 from app.audit.chain import canonical, chain_hash
+from app.audit.entries import Change, Revoke, Row, RowSink, by_sink
 from app.audit.figures import add_figures, batch_rows
 from app.audit.landed import landed
 from app.audit.models import AuditEvent, AuditHead
 from app.callers.models import Client
-from app.core.models import utcnow
+from app.core.models import table_of, utcnow
 from app.core.problems import AuditUnavailable
 from app.core.reasons import Reason
-from app.disclosures.models import Disclosure
-from app.holds.service import merge_holds, place_holds
-from app.notices.models import Notice
 from app.orders.models import OrderUse, Revocation
 
 logger = logging.getLogger("bulwark.audit")
 
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-HEAD = AuditHead.__table__  # type: ignore[attr-defined]
-CLIENTS = Client.__table__  # type: ignore[attr-defined]
-USES = OrderUse.__table__  # type: ignore[attr-defined]
-REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
-DISCLOSURES = Disclosure.__table__  # type: ignore[attr-defined]
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
+EVENTS = table_of(AuditEvent)
+HEAD = table_of(AuditHead)
+# The writer's own re-checks under the lock: the caller's key is active, the order is not
+# revoked, a use is left (docs/architecture.md, "Layers": these packages sit below audit).
+CLIENTS = table_of(Client)
+USES = table_of(OrderUse)
+REVOCATIONS = table_of(Revocation)
 
 MAX_BATCH = 256
 APPEND_TIMEOUT_SECONDS = 15.0
@@ -93,10 +91,11 @@ class Entry:
     with a permit that stands, ``notice`` the patron's notice of it; ``holds`` are the legal
     holds the evaluated order places, written when the entry stands, or even when it is turned
     into a refusal under the lock if ``holds_regardless`` (the order was evaluated either way);
-    ``apply`` makes the change the event records (a revocation, a client key) in the same
-    transaction, and only when the entry stands. Rows are data, so that a batch writes each
-    table once. A write that fails fails the batch, which is then retried entry by entry, so
-    it fails alone.
+    ``change`` makes the change the event records (a :class:`~app.audit.entries.Revoke`, a
+    client key) in the same transaction, and only when the entry stands. Rows are typed data
+    that their domains own (:mod:`app.audit.entries`), so that a batch writes each table
+    once. A write that fails fails the batch, which is then retried entry by entry, so it
+    fails alone.
     """
 
     kind: str
@@ -105,11 +104,11 @@ class Entry:
     caller_id: int | None = None
     order: tuple[str, str] | None = None
     use: UseClaim | None = None
-    disclosure: dict[str, Any] | None = None
-    notice: dict[str, Any] | None = None
-    holds: tuple[dict[str, Any], ...] = ()
+    disclosure: Row | None = None
+    notice: Row | None = None
+    holds: tuple[Row, ...] = ()
     holds_regardless: bool = False
-    apply: Callable[[AsyncConnection], Awaitable[None]] | None = None
+    change: Change | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +247,7 @@ class AuditWriter:
     async def _commit(self, batch: Sequence[_Pending]) -> list[Appended]:
         head = self._known.head
         unsure: tuple[_Plan, _Facts] | None = None
-        if self._single_statement and head and all(p.entry.apply is None for p in batch):
+        if self._single_statement and head and all(p.entry.change is None for p in batch):
             outcome = await self._commit_single(batch, head)
             if isinstance(outcome, list):
                 return outcome
@@ -291,6 +290,9 @@ class AuditWriter:
         plan = await _decide(
             batch, facts, head[0], head[1], self._stamp(self._last_ts), None, self._extra
         )
+        rows = by_sink(plan.rows)
+        if any(name not in fastpath.ROWS for name in rows):
+            return None  # a row the statement does not take: appended under the lock
         nodes = self._tree.extend_known(head[0], [r.leaf for r in plan.results])
         if nodes is None:  # the tree's right edge is not known at this head: read it, locked
             return None
@@ -303,9 +305,7 @@ class AuditWriter:
             uses_before=before,
             writes=[(k, facts.uses[k] or 0, facts.max_uses[k]) for k in facts.changed],
             events=plan.events,
-            disclosures=plan.disclosures,
-            holds=merge_holds(plan.holds),
-            notices=plan.notices,
+            rows={name: values for name, (_, values) in rows.items()},
             figures=batch_rows(plan.events, self._tz),
             tree=nodes,
         )
@@ -380,12 +380,9 @@ class AuditWriter:
         nodes = await self._tree.extend(conn, seq, [r.leaf for r in plan.results])
         if nodes:
             await conn.execute(insert(tree.TREE), nodes)
-        if plan.disclosures:
-            await conn.execute(insert(DISCLOSURES), plan.disclosures)
-        if plan.holds:
-            await place_holds(conn, plan.holds)
-        if plan.notices:
-            await conn.execute(insert(NOTICES), plan.notices)
+        for sink, rows in by_sink(plan.rows).values():
+            if rows:
+                await sink.write(conn, rows)
         await conn.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=plan.seq, hash=plan.hash))
         return plan, facts
 
@@ -398,9 +395,8 @@ class _Plan:
     seq: int
     hash: str
     events: list[dict[str, Any]] = field(default_factory=list)
-    disclosures: list[dict[str, Any]] = field(default_factory=list)
-    holds: list[dict[str, Any]] = field(default_factory=list)
-    notices: list[dict[str, Any]] = field(default_factory=list)
+    #: The entries' rows, in order, each with the sink its domain writes it through.
+    rows: list[tuple[RowSink, dict[str, Any]]] = field(default_factory=list)
     results: list[Appended] = field(default_factory=list)
 
 
@@ -415,7 +411,7 @@ async def _decide(
 ) -> _Plan:
     """Re-check each entry against ``facts`` in order and chain its event after ``prev``.
 
-    ``conn`` runs the entries' own ``apply`` writes; it is None only for batches without one
+    ``conn`` runs the entries' own ``change`` writes; it is None only for batches without one
     (the single-statement path of :mod:`app.audit.fastpath`).
     """
     plan = _Plan(now=now, seq=seq, hash=prev)
@@ -423,14 +419,14 @@ async def _decide(
         entry = pending.entry
         facts.recheck(pending)
         stands = not pending.refused
+        plan.seq += 1
         if entry.holds and (stands or entry.holds_regardless):
-            plan.holds.extend(entry.holds)
-        if entry.apply is not None and stands:
+            plan.rows.extend((h.sink, h.values(plan.seq, now)) for h in entry.holds)
+        if entry.change is not None and stands:
             if conn is None:
                 raise AssertionError("an entry with its own write needs the locked path")
-            await entry.apply(conn)
+            await entry.change.apply(conn)
             facts.applied(entry)
-        plan.seq += 1
         text = canonical(_final_body(pending, plan.seq, now, extra or {}))
         digest_ = chain_hash(plan.hash, text)
         plan.events.append(
@@ -444,10 +440,9 @@ async def _decide(
                 "hash": digest_,
             }
         )
-        if stands and entry.disclosure is not None:
-            plan.disclosures.append({**entry.disclosure, "audit_seq": plan.seq, "created_at": now})
-        if stands and entry.notice is not None:
-            plan.notices.append(entry.notice)
+        for row in (entry.disclosure, entry.notice):
+            if stands and row is not None:
+                plan.rows.append((row.sink, row.values(plan.seq, now)))
         plan.results.append(
             Appended(
                 plan.seq, digest_, now, tuple(pending.refused), pending.uses, tree.leaf_hash(text)
@@ -571,9 +566,8 @@ class _Facts:
 
     def applied(self, entry: Entry) -> None:
         """Take in what an entry just changed that later entries of the batch must see."""
-        order = entry.body.get("order") if entry.kind == "revocation" else None
-        if isinstance(order, dict):
-            self.revoked.add((str(order.get("iss")), str(order.get("jti"))))
+        if isinstance(entry.change, Revoke):
+            self.revoked.add(entry.change.order)
 
     async def write_uses(self, conn: AsyncConnection, now: dt.datetime) -> None:
         """The new use counts: one INSERT for first uses, one UPDATE for the others."""

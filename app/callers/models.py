@@ -12,7 +12,7 @@ from app.core.models import UTCDateTime, utcnow
 
 
 class Role(StrEnum):
-    """What a caller may do (contract section 2)."""
+    """What a caller may do (docs/api.md, roles)."""
 
     REQUESTER = "requester"
     AUDITOR = "auditor"

@@ -1,4 +1,4 @@
-"""Caller keys: creation, listing, revocation and authentication.
+"""Caller keys: listing and authentication (audited changes: app/admin/clients.py).
 
 A key is ``bwk_`` followed by 32 random bytes (base64url). Only its SHA-256 is stored: a key
 of that entropy needs no slow hash, and a lookup by hash does not reveal the key by timing.
@@ -10,29 +10,19 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.audit.writer import AuditWriter, Entry
 from app.callers.models import Client, ClientPublic, Role
-from app.core.models import utcnow
-from app.core.problems import AuditUnavailable, AuthError
+from app.core.models import table_of
+from app.core.problems import AuthError
 
-CLIENTS = Client.__table__  # type: ignore[attr-defined]
+CLIENTS = table_of(Client)
 KEY_PREFIX = "bwk_"
 #: Longest a key may be before it is refused unread (a real key is 47 characters).
 MAX_KEY_LENGTH = 128
-
-
-class ClientExists(ValueError):
-    """A caller of that name exists already."""
-
-
-class ClientNotFound(LookupError):
-    """No caller of that name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,71 +44,11 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-async def add_client(
-    engine: AsyncEngine, name: str, role: Role, *, audit: AuditWriter
-) -> tuple[ClientPublic, str]:
-    """Create a caller, audited; returns it with its key, shown once and never stored."""
-    key = new_key()
-    created = utcnow()
-    async with engine.connect() as conn:
-        if (await conn.execute(select(CLIENTS.c.id).where(CLIENTS.c.name == name))).first():
-            raise ClientExists(f"a caller named {name!r} exists already")
-
-    async def apply(conn: AsyncConnection) -> None:
-        await conn.execute(
-            CLIENTS.insert().values(
-                name=name,
-                role=role.value,
-                key_hash=hash_key(key),
-                key_prefix=key[:10],
-                created_at=created,
-            )
-        )
-
-    try:
-        await audit.append(_client_event("client.added", name, role.value, apply))
-    except AuditUnavailable as exc:
-        # The name was free a moment ago; a concurrent add may have taken it.
-        raise ClientExists(f"could not add {name!r} (taken concurrently?)") from exc
-    public = ClientPublic(
-        name=name, role=role.value, key_prefix=key[:10], created_at=created, revoked_at=None
-    )
-    return public, key
-
-
 async def list_clients(engine: AsyncEngine) -> list[ClientPublic]:
     """Every caller, active and revoked, without keys or hashes."""
     async with engine.connect() as conn:
         rows = await conn.execute(select(CLIENTS).order_by(CLIENTS.c.name))
         return [ClientPublic.model_validate(dict(row._mapping)) for row in rows]
-
-
-async def revoke_client(engine: AsyncEngine, name: str, *, audit: AuditWriter) -> None:
-    """Revoke a caller's key, audited; refused at once on every process (see CallerRegistry)."""
-    async with engine.connect() as conn:
-        row = (await conn.execute(select(CLIENTS.c.role).where(CLIENTS.c.name == name))).first()
-    if row is None:
-        raise ClientNotFound(f"no caller named {name!r}")
-
-    async def apply(conn: AsyncConnection) -> None:
-        await conn.execute(
-            update(CLIENTS)
-            .where(and_(CLIENTS.c.name == name, CLIENTS.c.revoked_at.is_(None)))
-            .values(revoked_at=utcnow())
-        )
-
-    await audit.append(_client_event("client.revoked", name, str(row.role), apply))
-
-
-def _client_event(
-    action: str, name: str, role: str, apply: Callable[[AsyncConnection], Awaitable[None]]
-) -> Entry:
-    return Entry(
-        kind="client",
-        effect="info",
-        body={"v": 1, "action": action, "client": name, "role": role, "caller": "cli"},
-        apply=apply,
-    )
 
 
 class CallerRegistry:

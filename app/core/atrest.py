@@ -15,24 +15,19 @@ release left (:func:`seal_existing`).
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.holds.models import LegalHold
-from app.notices.models import Notice
 
 PREFIX = "s1:"
 _INFO = b"bulwark patron ids at rest v1"
 _AD = [b"bulwark:patron_id"]
-
-HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
 
 
 class SealBroken(ValueError):
@@ -66,10 +61,6 @@ class PatronSealer:
         except (InvalidTag, ValueError):
             raise SealBroken("a sealed patron id does not open with this instance's key") from None
 
-    def seal_rows(self, rows: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-        """Rows (holds, notices) with their ``patron_id`` sealed."""
-        return tuple({**row, "patron_id": self.seal(str(row["patron_id"]))} for row in rows)
-
     def open_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """API answers with their ``patron_id`` opened again."""
         return [{**row, "patron_id": self.open(str(row["patron_id"]))} for row in rows]
@@ -81,20 +72,24 @@ def is_sealed(stored: str) -> bool:
 
 
 def sealer_of(runtime: Any) -> PatronSealer:
-    """The process's sealer (built once from the pseudonym key, kept in ``runtime.extras``)."""
-    found = runtime.extras.get("sealer")
+    """The process's sealer (built once from the pseudonym key, kept in ``runtime.sealer``)."""
+    found = runtime.sealer
     if not isinstance(found, PatronSealer):
         from app.core import secrets
 
-        found = runtime.extras["sealer"] = PatronSealer(secrets.pseudonym_key(runtime.settings))
+        found = runtime.sealer = PatronSealer(secrets.pseudonym_key(runtime.settings))
     return found
 
 
-async def seal_existing(engine: AsyncEngine, sealer: PatronSealer) -> int:
-    """Seal every clear patron id of notices and holds in place; returns how many."""
+async def seal_existing(engine: AsyncEngine, sealer: PatronSealer, tables: Sequence[Table]) -> int:
+    """Seal every clear patron id of ``tables`` (``app.schema.SEALED``) in place; how many.
+
+    The tables are passed in because ``core`` knows no domain (docs/architecture.md).
+    """
     done = 0
     async with engine.begin() as conn:
-        for table, key in ((NOTICES, NOTICES.c.id), (HOLDS, HOLDS.c.id)):
+        for table in tables:
+            key = table.c.id
             clear = ~table.c.patron_id.startswith(PREFIX, autoescape=True)
             rows = (await conn.execute(select(key, table.c.patron_id).where(clear))).all()
             for row_id, patron in rows:
@@ -105,11 +100,11 @@ async def seal_existing(engine: AsyncEngine, sealer: PatronSealer) -> int:
     return done
 
 
-async def clear_ids_left(engine: AsyncEngine) -> int:
-    """How many notices and holds still name a patron in clear (readyz, tests)."""
+async def clear_ids_left(engine: AsyncEngine, tables: Sequence[Table]) -> int:
+    """How many rows of ``tables`` (``app.schema.SEALED``) still name a patron in clear."""
     count = 0
     async with engine.connect() as conn:
-        for table in (NOTICES, HOLDS):
+        for table in tables:
             clear = ~table.c.patron_id.startswith(PREFIX, autoescape=True)
             count += int(
                 (

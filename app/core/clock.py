@@ -133,9 +133,9 @@ class StateClock:
 
 def clock_of(runtime: Any) -> StateClock:
     """The process's state clock (built at start by ``build_runtime``, or here on first use)."""
-    found = runtime.extras.get("clock")
+    found = runtime.clock
     if not isinstance(found, StateClock):
-        found = runtime.extras["clock"] = StateClock(
+        found = runtime.clock = StateClock(
             runtime.state, skew_seconds=runtime.policy.policy.clock_skew_seconds
         )
     return found

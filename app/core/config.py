@@ -50,7 +50,7 @@ PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", 
 
 
 class Settings(BaseSettings):
-    """Every setting of a Bulwark deployment (contract section 6)."""
+    """Every setting of a Bulwark deployment (docs/deploy.md)."""
 
     model_config = SettingsConfigDict(
         env_prefix="BULWARK_", extra="ignore", frozen=True, validate_default=True

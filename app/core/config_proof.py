@@ -23,7 +23,6 @@ import stat
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -155,23 +154,3 @@ def interleaved(bodies: Iterable[str]) -> list[dict[str, str]]:
                 flagged.extend(c for c in order[order.index(config) + 1 :] if c not in flagged)
             order.append(config)
     return flagged
-
-
-async def readiness(runtime: Any) -> dict[str, Any]:
-    """readyz (admin): this replica's fingerprint, and others seen in the last events."""
-    from sqlalchemy import select
-
-    from app.audit.service import EVENTS
-
-    own: ConfigFingerprint | None = runtime.extras.get("config_fingerprint")
-    if own is None:
-        return {"ok": True, "detail": "no fingerprint"}
-    async with runtime.state.connect() as conn:
-        bodies = (
-            (await conn.execute(select(EVENTS.c.body).order_by(EVENTS.c.seq.desc()).limit(200)))
-            .scalars()
-            .all()
-        )
-    others = disagreements(own, bodies)
-    # Reported, not failed: both replicas would see each other and the service would stop.
-    return {"ok": True, "fingerprint": own.as_json(), "agrees": not others, "others": others}

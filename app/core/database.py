@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.core.files import PRIVATE_FILE, private_dir, tighten
+from app.core.problems import BulwarkError, StateUnavailable
 from app.core.transport import TransportError, driver_tls
 
 ASYNC_DRIVERS = {
@@ -199,3 +201,20 @@ def _mysql_encrypted(dbapi_connection: Any, _record: Any) -> None:
         raise TransportNotEncrypted(
             "the MariaDB/MySQL server did not encrypt the connection (TLS was required)"
         )
+
+
+@contextlib.contextmanager
+def state_errors(*, keep: tuple[type[BaseException], ...] = (BulwarkError,)) -> Iterator[None]:
+    """Turn a fault of the state database (any driver error) into 503 ``state.unavailable``.
+
+    In the spirit of httpx's ``map_exceptions``: one place decides how a driver fault becomes
+    a problem (docs/api.md, "Reason codes"), never a 500 and never the driver's message, which
+    may name a host or a row. Problems already raised inside (``keep``) pass unchanged;
+    ``keep=()`` turns every error into ``state.unavailable``.
+    """
+    try:
+        yield
+    except keep:
+        raise
+    except Exception:
+        raise StateUnavailable() from None

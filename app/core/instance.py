@@ -23,16 +23,14 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import Column, Integer, String, func, insert, select
+from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
-from app.audit.models import AuditEvent
 from app.core import secrets
 from app.core.config import Settings
-
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+from app.core.models import table_of
 
 
 class InstanceBinding(SQLModel, table=True):
@@ -46,7 +44,7 @@ class InstanceBinding(SQLModel, table=True):
     checkpoint_key_sha256: str = Field(sa_column=Column(String(64), nullable=False))
 
 
-BINDING = InstanceBinding.__table__  # type: ignore[attr-defined]
+BINDING = table_of(InstanceBinding)
 
 
 class InstanceMismatch(RuntimeError):
@@ -77,8 +75,11 @@ def _missing(settings: Settings) -> bool:
     return pseudonym_missing or not settings.checkpoint_key_file.exists()
 
 
-async def prepare_secrets(settings: Settings, engine: AsyncEngine) -> list[str]:
+async def prepare_secrets(settings: Settings, engine: AsyncEngine, audit: Table) -> list[str]:
     """``bulwark db upgrade``: create the secrets only for a state that has none, then bind.
+
+    ``audit`` is the audit log's table, passed in since ``core`` knows no domain
+    (docs/architecture.md).
 
     Returns the paths created. Raises :class:`InstanceMismatch` instead of creating secrets
     that the state database was not made with.
@@ -86,7 +87,7 @@ async def prepare_secrets(settings: Settings, engine: AsyncEngine) -> list[str]:
     here = str(settings.data_dir.resolve())
     async with engine.connect() as conn:
         row = (await conn.execute(select(BINDING).where(BINDING.c.id == 1))).first()
-        events = (await conn.execute(select(func.count()).select_from(EVENTS))).scalar_one()
+        events = (await conn.execute(select(func.count()).select_from(audit))).scalar_one()
     if _missing(settings) and row is not None:
         raise InstanceMismatch(
             f"the state database was made with the instance secrets in {row.data_dir}; "

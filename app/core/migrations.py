@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
 
@@ -78,14 +79,17 @@ async def check_schema(engine: AsyncEngine) -> None:
         raise SchemaMismatch(current, head)
 
 
-async def foreign_tables(url: str) -> list[str]:
-    """Tables in the database at ``url`` that Bulwark's schema does not define (sorted)."""
+async def foreign_tables(url: str, tables: Iterable[str]) -> list[str]:
+    """Tables in the database at ``url`` that are not ``tables`` (Bulwark's, sorted).
+
+    ``tables`` come from ``app.schema.target_metadata``: ``core`` knows no domain
+    (docs/architecture.md).
+    """
     from sqlalchemy import inspect
 
     from app.core.database import create_engine
-    from app.core.schema import target_metadata
 
-    ours = set(target_metadata.tables) | {"alembic_version"}
+    ours = set(tables) | {"alembic_version"}
     engine = create_engine(url, read_only=True)
     try:
         async with engine.connect() as conn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, Table
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
@@ -46,3 +46,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a ``table=True`` model, typed (docs/architecture.md, "Tables").
+
+    Bulwark reads and writes its state tables through SQLAlchemy Core (bulk inserts,
+    single-statement appends, row locks), so code reaches a model's table here rather than
+    through ``Model.__table__``, which SQLModel does not declare to type checkers.
+    """
+    table = getattr(model, "__table__", None)
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table

@@ -1,4 +1,4 @@
-"""The stable reason codes of the contract (CONTRACT.md section 4).
+"""The stable reason codes (docs/api.md, "Reason codes").
 
 A reason code's meaning never changes once published. Each code has the HTTP status it is
 answered with when it is the deciding reason, and a short message that names no patron, no

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.callers.models import Role
+from app.core.database import state_errors
 from app.core.problems import BulwarkError, ForbiddenError, StateUnavailable
 from app.core.reasons import Reason
 from app.counsel.page import render
@@ -56,8 +57,6 @@ async def counsel_page(request: Request) -> HTMLResponse:
     request.state.caller = caller
     if caller.role is not Role.ADMIN:
         raise ForbiddenError()
-    try:
+    with state_errors(keep=()):
         view = await counsel_view(runtime.state)
-    except Exception:
-        raise StateUnavailable() from None
     return HTMLResponse(render(view))

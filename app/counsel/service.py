@@ -17,11 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditEvent
+from app.core.models import table_of
 from app.orders.models import OrderUse, Revocation
 
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-USES = OrderUse.__table__  # type: ignore[attr-defined]
-REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
+EVENTS = table_of(AuditEvent)
+USES = table_of(OrderUse)
+REVOCATIONS = table_of(Revocation)
 
 #: How many recent decision events the page reads (it is a view of recent work, not a search).
 RECENT_EVENTS: Final = 5000

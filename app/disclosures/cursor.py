@@ -41,10 +41,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.core.models import table_of
 from app.core.problems import RequestInvalid
 from app.disclosures.models import Continuation
 
-CONTINUATIONS = Continuation.__table__  # type: ignore[attr-defined]
+CONTINUATIONS = table_of(Continuation)
 
 #: The handle's length in random bytes, and as base64url text without padding.
 HANDLE_BYTES = 32
@@ -168,13 +169,16 @@ class Continuations:
         return Claimed(str(data["disclosure_id"]), int(data["page"]), remaining)
 
 
-def writer(row: dict[str, Any]) -> Any:
-    """An ``Entry.apply`` that writes ``row`` in the transaction of the page's event."""
+@dataclass(frozen=True, slots=True)
+class ContinuationWrite:
+    """An entry's change (app/audit/entries.py): the continuation ``row``, written in the
+    transaction of the page's event."""
 
-    async def apply(conn: AsyncConnection) -> None:
-        await conn.execute(insert(CONTINUATIONS), [row])
+    row: dict[str, Any]
 
-    return apply
+    async def apply(self, conn: AsyncConnection) -> None:
+        """Insert the row."""
+        await conn.execute(insert(CONTINUATIONS), [self.row])
 
 
 def _row_key(raw: bytes) -> str:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
-from app.core.models import UTCDateTime
+from app.core.models import UTCDateTime, table_of
 
 
 class Disclosure(SQLModel, table=True):
@@ -48,3 +51,38 @@ class Continuation(SQLModel, table=True):
     request: str = Field(sa_column=Column(String(64), nullable=False))
     expires_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class DisclosureSink:
+    """How the audit writer writes a batch's disclosure rows (app/audit/entries.py)."""
+
+    name = "disclosures"
+
+    def merged(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every row: one per permitted release."""
+        return rows
+
+    async def write(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """One insert for all of them."""
+        await conn.execute(insert(table_of(Disclosure)), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureRow:
+    """A permitted release, recorded with its event (which gives ``audit_seq``, ``created_at``)."""
+
+    id: str
+    iss: str
+    jti: str
+    caller: str
+    patron_pseudonym: str
+    categories: str
+    period_from: str
+    period_to: str
+    record_count: int
+
+    sink: ClassVar[DisclosureSink] = DisclosureSink()
+
+    def values(self, seq: int, now: dt.datetime) -> dict[str, Any]:
+        """The row's columns, dated and numbered by its event."""
+        return {**asdict(self), "audit_seq": seq, "created_at": now}

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.core.deps import Evaluator, Requester, RuntimeDep
+from app.api.deps import Evaluator, Requester, RuntimeDep
+from app.audit.schemas import AuditRef
 from app.core.problems import problem_responses
 from app.disclosures import service
 from app.disclosures.schemas import (
-    AuditRef,
     DecisionOut,
     DisclosureRequest,
     DisclosureResponse,

@@ -14,9 +14,11 @@ from pydantic import (
     model_validator,
 )
 
+from app.audit.schemas import AuditRef
 from app.core.problems import ProblemReason
 from app.core.strict import IsoDate
-from app.orders.models import Category, PatronId
+from app.orders.models import PatronId
+from app.records.categories import Category
 
 PurposeStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
 TokenStr = Annotated[str, StringConstraints(min_length=1, max_length=1_048_576)]
@@ -142,19 +144,6 @@ class OrderOut(BaseModel):
     jti: str
     case: str
     uses_left: int
-
-
-class AuditRef(BaseModel):
-    seq: int
-    hash: str
-    leaf_index: int | None = Field(
-        default=None, description="The event's leaf index in the audit log's Merkle tree."
-    )
-    leaf_hash: str | None = Field(
-        default=None,
-        description="SHA-256(0x00 || the event's canonical body), hex: the receipt; "
-        "GET /v1/receipts/{seq} proves it is in a published checkpoint.",
-    )
 
 
 EXAMPLE_POLICY = "801899d11b1d7cf97ef97a8d7f7463631ab3c389112fc9d195627e4838301723"

@@ -15,16 +15,20 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, replace
+from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.chain import canonical
-from app.audit.writer import Appended, Entry, UseClaim
+from app.audit.pseudonyms import Pseudonymizer
+from app.audit.writer import Appended, AuditWriter, Entry, UseClaim
 from app.callers.service import Caller
 from app.core.atrest import sealer_of
 from app.core.clock import clock_of
+from app.core.config import Settings
+from app.core.models import table_of
 from app.core.problems import (
     AuditUnavailable,
     AuthError,
@@ -38,29 +42,63 @@ from app.core.reasons import Reason, message_of
 from app.disclosures.cursor import (
     Binding,
     Claimed,
+    Continuations,
+    ContinuationWrite,
     check_handle,
     request_digest,
 )
-from app.disclosures.cursor import writer as continuation_writer
+from app.disclosures.models import DisclosureRow
 from app.disclosures.schemas import DisclosureRequest
+from app.disclosures.spent import SpentOrders
 from app.holds.service import HoldRow, hold_rows
 from app.notices.service import notice_row
-from app.orders.approvals import ApprovalCheck
+from app.orders.approvals import ApprovalCheck, ApprovalVerifier
 from app.orders.checks import OrderCheck
-from app.orders.models import Category, OrderClaims, OrderUse, Revocation
-from app.policy.decision import AccessRequest, Decision, Effect, Obligations, OrderState, Period
+from app.orders.models import OrderClaims, OrderUse, Revocation
+from app.orders.tokens import OrderVerifier
+from app.policy.decision import AccessRequest, Decision, Effect, OrderState
 from app.policy.engine import evaluate
-from app.records.base import Record
+from app.policy.models import LoadedPolicy
+from app.records.base import Record, RecordsStore
+from app.records.categories import Category
 from app.records.cursor import CursorInvalid
-from app.runtime import Runtime
+from app.records.obligations import Obligations, Period
 
 logger = logging.getLogger("bulwark.disclosures")
 
 #: The one reason label metrics give a decision about a banded instrument (app.metrics).
 BANDED_LABEL = "banded_instrument"
 
-USES = OrderUse.__table__  # type: ignore[attr-defined]
-REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
+USES = table_of(OrderUse)
+REVOCATIONS = table_of(Revocation)
+
+
+class Services(Protocol):
+    """What the disclosure path uses of a process's runtime (``app.runtime.Runtime``).
+
+    A protocol, so that this domain does not import the API wiring (docs/architecture.md).
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def state(self) -> AsyncEngine: ...
+    @property
+    def policy(self) -> LoadedPolicy: ...
+    @property
+    def verifier(self) -> OrderVerifier: ...
+    @property
+    def approvals(self) -> ApprovalVerifier: ...
+    @property
+    def store(self) -> RecordsStore: ...
+    @property
+    def audit(self) -> AuditWriter: ...
+    @property
+    def pseudonymize(self) -> Pseudonymizer: ...
+    @property
+    def cursors(self) -> Continuations: ...
+    @property
+    def spent_orders(self) -> SpentOrders: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +131,7 @@ class Evaluated:
 
 
 async def evaluate_request(
-    runtime: Runtime,
+    runtime: Services,
     body: DisclosureRequest,
     *,
     now: dt.datetime,
@@ -103,7 +141,7 @@ async def evaluate_request(
     """Verify the order, read its state, and evaluate the policy. No record is touched.
 
     ``read_state=False`` skips the read of the order's uses and revocation, taking them from
-    what this process already knows (:class:`~app.orders.service.SpentOrders`). The disclosure
+    what this process already knows (:class:`~app.disclosures.spent.SpentOrders`). The disclosure
     path does so for speed: the audit transaction re-checks both under the chain's lock before
     anything is released, so a stale view can only turn a permit into a refusal, never the
     reverse. A refusal of a verified order then reads the state after all, so that it lists
@@ -146,7 +184,7 @@ async def evaluate_request(
 
 
 def _approval(
-    runtime: Runtime, body: DisclosureRequest, now: dt.datetime, check: OrderCheck | None = None
+    runtime: Services, body: DisclosureRequest, now: dt.datetime, check: OrderCheck | None = None
 ) -> ApprovalCheck | None:
     # Verified only where the policy asks for it, or the order is a custodian's transcription
     # (two-person control); the engine decides what a result means.
@@ -157,17 +195,17 @@ def _approval(
     return runtime.approvals.verify(body.counsel_approval, now)
 
 
-def _hold(runtime: Runtime, ev: Evaluated) -> tuple[HoldRow, ...]:
+def _hold(runtime: Services, ev: Evaluated) -> tuple[HoldRow, ...]:
     """The legal holds an evaluated order places, written with the event that records it."""
     # Only a verified order places a hold (signature, claims and validity all checked).
     claims = ev.check.claims if ev.check and ev.check.verified else None
     # Stored sealed: the state database alone does not name the patron (app/core/atrest.py).
-    return sealer_of(runtime).seal_rows(
-        hold_rows(claims, runtime.policy.policy.legal_holds.margin_days, runtime.settings.clock)
-    )
+    sealer = sealer_of(runtime)
+    rows = hold_rows(claims, runtime.policy.policy.legal_holds.margin_days, runtime.settings.clock)
+    return tuple(replace(row, patron_id=sealer.seal(row.patron_id)) for row in rows)
 
 
-def _check_categories(runtime: Runtime, categories: list[Category]) -> None:
+def _check_categories(runtime: Services, categories: list[Category]) -> None:
     mapped = runtime.store.fields()
     missing = [c.value for c in categories if c not in mapped]
     if missing:
@@ -177,7 +215,7 @@ def _check_categories(runtime: Runtime, categories: list[Category]) -> None:
         )
 
 
-async def _order_state(runtime: Runtime, claims: OrderClaims | None) -> OrderState:
+async def _order_state(runtime: Services, claims: OrderClaims | None) -> OrderState:
     if claims is None:
         return OrderState()
     uses = (
@@ -268,7 +306,7 @@ def _codes(reasons: tuple[Reason, ...] | list[Reason]) -> list[str]:
 
 
 async def dry_run(
-    runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
+    runtime: Services, caller: Caller, body: DisclosureRequest, request_id: str | None
 ) -> tuple[Evaluated, Appended]:
     """``POST /v1/decisions``: evaluate and record, consume nothing, touch no record."""
     ev = await evaluate_request(runtime, body, now=clock_of(runtime).now())
@@ -286,7 +324,7 @@ async def dry_run(
 
 
 async def disclose(
-    runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
+    runtime: Services, caller: Caller, body: DisclosureRequest, request_id: str | None
 ) -> Released:
     """``POST /v1/disclosures``: the whole path; returns the response body.
 
@@ -314,7 +352,7 @@ async def disclose(
 
 @contextlib.asynccontextmanager
 async def _on_the_record(
-    runtime: Runtime,
+    runtime: Services,
     caller: Caller,
     base: dict[str, Any],
     kind: str,
@@ -358,7 +396,7 @@ async def _on_the_record(
 
 
 async def _record_refusal(
-    runtime: Runtime,
+    runtime: Services,
     caller: Caller,
     base: dict[str, Any],
     reasons: tuple[Reason, ...],
@@ -379,7 +417,7 @@ async def _record_refusal(
     )
 
 
-def _banded(runtime: Runtime, order: Any) -> bool:
+def _banded(runtime: Services, order: Any) -> bool:
     """Whether an event's order is a verified one of an instrument the policy bands."""
     if not isinstance(order, dict) or order.get("verified") is not True:
         return False
@@ -387,14 +425,14 @@ def _banded(runtime: Runtime, order: Any) -> bool:
     return order.get("instrument") in banded
 
 
-def metrics_reasons(runtime: Runtime, ev: Evaluated) -> list[str]:
+def metrics_reasons(runtime: Services, ev: Evaluated) -> list[str]:
     """The reason codes metrics may count for ``ev``: none one by one for a banded instrument."""
     if _banded(runtime, _order_summary(ev.check)):
         return [BANDED_LABEL]
     return [r.value for r in ev.decision.reasons]
 
 
-async def _read_store(runtime: Runtime, obligations: Obligations) -> dict[Category, list[Record]]:
+async def _read_store(runtime: Services, obligations: Obligations) -> dict[Category, list[Record]]:
     """Every record of every permitted category: the use's whole result set.
 
     Categories are read concurrently; one failure and nothing is released. Each category is
@@ -459,7 +497,7 @@ def _split(
 
 
 async def _release(
-    runtime: Runtime,
+    runtime: Services,
     caller: Caller,
     ev: Evaluated,
     claims: OrderClaims,
@@ -486,7 +524,7 @@ async def _release(
     }
     if rest:
         _encode(rest)  # every value of the snapshot is checked before any of it is released
-    handle, apply = _next_page(runtime, caller, ev, claims, now, disclosure_id, 2, rest)
+    handle, change = _next_page(runtime, caller, ev, claims, now, disclosure_id, 2, rest)
     entry = Entry(
         kind="disclosure",
         effect=Effect.PERMIT.value,
@@ -494,18 +532,18 @@ async def _release(
         caller_id=caller.id,
         order=(claims.iss, claims.jti),
         use=UseClaim(claims.iss, claims.jti, claims.max_uses),
-        disclosure={
-            "id": disclosure_id,
-            "iss": claims.iss,
-            "jti": claims.jti,
-            "caller": caller.name,
-            "patron_pseudonym": ev.patron,
-            "categories": json.dumps(list(records)),
-            "period_from": obligations.period.start.isoformat(),
-            "period_to": obligations.period.end.isoformat(),
+        disclosure=DisclosureRow(
+            id=disclosure_id,
+            iss=claims.iss,
+            jti=claims.jti,
+            caller=caller.name,
+            patron_pseudonym=ev.patron,
+            categories=json.dumps(list(records)),
+            period_from=obligations.period.start.isoformat(),
+            period_to=obligations.period.end.isoformat(),
             # The whole use: its later pages release the rest of this snapshot, nothing more.
-            "record_count": sum(totals.values()),
-        },
+            record_count=sum(totals.values()),
+        ),
         # The hold stands even if the permit is refused under the lock (the order was
         # evaluated); the patron's notice stands or falls with the permit.
         holds=holds,
@@ -519,7 +557,7 @@ async def _release(
             now=now,
             clock=runtime.settings.clock,
         ),
-        apply=apply,
+        change=change,
     )
     appended = await runtime.audit.append(entry)
     runtime.spent_orders.learn(claims, appended)
@@ -557,7 +595,7 @@ def _answer(
 
 
 def _next_page(
-    runtime: Runtime,
+    runtime: Services,
     caller: Caller,
     ev: Evaluated,
     claims: OrderClaims,
@@ -565,8 +603,8 @@ def _next_page(
     disclosure_id: str,
     page: int,
     rest: dict[str, list[Record]],
-) -> tuple[str | None, Any]:
-    """The handle of page ``page`` holding ``rest``, and the write that keeps it (Entry.apply).
+) -> tuple[str | None, ContinuationWrite | None]:
+    """The handle of page ``page`` holding ``rest``, and the write that keeps it (Entry.change).
 
     ``(None, None)`` when nothing is left: the disclosure ends with this page.
     """
@@ -581,7 +619,7 @@ def _next_page(
         expires_at=_window_end(runtime, claims, now),
     )
     handle, row = runtime.cursors.seal(binding, page, rest)
-    return handle, continuation_writer(row)
+    return handle, ContinuationWrite(row)
 
 
 def _request_digest(ev: Evaluated) -> str:
@@ -592,14 +630,14 @@ def _request_digest(ev: Evaluated) -> str:
     )
 
 
-def _window_end(runtime: Runtime, claims: OrderClaims, now: dt.datetime) -> dt.datetime:
+def _window_end(runtime: Services, claims: OrderClaims, now: dt.datetime) -> dt.datetime:
     """A continuation's end: the configured window, never past the order's expiry."""
     window = now + dt.timedelta(minutes=runtime.settings.cursor_window_minutes)
     return min(window, dt.datetime.fromtimestamp(claims.exp, dt.UTC))
 
 
 async def _continue(
-    runtime: Runtime, caller: Caller, body: DisclosureRequest, request_id: str | None
+    runtime: Services, caller: Caller, body: DisclosureRequest, request_id: str | None
 ) -> Released:
     """The next page of a use: the same caller, request and order, once, within the window.
 
@@ -640,7 +678,7 @@ async def _continue(
 
 
 async def _release_page(
-    runtime: Runtime,
+    runtime: Services,
     caller: Caller,
     ev: Evaluated,
     claims: OrderClaims,
@@ -651,7 +689,7 @@ async def _release_page(
     limit = runtime.settings.max_records_per_response
     records, rest = _split(claimed.remaining, limit)
     records_json = _encode(records)
-    handle, apply = _next_page(
+    handle, change = _next_page(
         runtime, caller, ev, claims, now, claimed.disclosure_id, claimed.page + 1, rest
     )
     page_id = str(uuid.uuid4())
@@ -669,7 +707,7 @@ async def _release_page(
         body={**base, "disclosure_id": page_id, "released": released},
         caller_id=caller.id,
         order=(claims.iss, claims.jti),
-        apply=apply,
+        change=change,
     )
     appended = await runtime.audit.append(entry)
     if appended.refused:

@@ -5,70 +5,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from sqlalchemy import select
 
+from app.api.deps import RuntimeDep, guarded_lookup
 from app.audit import privileges
+from app.audit.service import EVENTS
 from app.callers.models import Role
 from app.core import config_proof, migrations
 from app.core.clock import clock_of
-from app.core.deps import RuntimeDep, guarded_lookup
 from app.core.problems import PROBLEM_CONTENT_TYPE, StateUnavailable, problem_responses
 from app.core.reasons import Reason
+from app.health.schemas import Health, Readiness
+from app.runtime import Runtime
 
 router = APIRouter(tags=["health"])
-
-
-class Health(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
-
-    status: str
-
-
-#: One readiness check as the document declares it: ``ok`` always, ``detail`` when it failed,
-#: and the check's own figures (revision, fingerprints, offsets) beside them.
-CHECK_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["ok"],
-    "properties": {
-        "ok": {"type": "boolean"},
-        "detail": {"type": "string", "description": "Why the check failed."},
-    },
-    "additionalProperties": True,
-}
-Checks = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "additionalProperties": CHECK_SCHEMA}),
-]
-
-
-class Readiness(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"status": "ready"},
-                {
-                    "status": "ready",
-                    "checks": {
-                        "state": {"ok": True, "revision": "0003"},
-                        "trust_store": {"ok": True, "issuers": 1, "keys": 1},
-                        "policy": {"ok": True, "sha256": "801899d11b1d7cf9…"},
-                        "store": {"ok": True, "categories": ["circulation", "holds"]},
-                        "audit": {"ok": True},
-                        "clock": {"ok": True, "offset_seconds": 0.002, "allowed_seconds": 60},
-                    },
-                },
-            ]
-        }
-    )
-
-    status: str
-    checks: Checks | None = Field(
-        default=None, description="Each check, for a caller with an admin key only."
-    )
 
 
 @router.get(
@@ -118,13 +72,15 @@ READY_CACHE_SECONDS = 1.0
 
 async def _checks(runtime: Any) -> dict[str, Any]:
     """Every check, at most once a second per process (the answer is shared meanwhile)."""
-    cached = runtime.extras.get("readyz")
+    cached = runtime.readyz
     now = time.monotonic()
     if cached is not None and now - cached[0] < READY_CACHE_SECONDS:
         return dict(cached[1])
-    lock = runtime.extras.setdefault("readyz_lock", asyncio.Lock())
+    if runtime.readyz_lock is None:
+        runtime.readyz_lock = asyncio.Lock()
+    lock = runtime.readyz_lock
     async with lock:  # concurrent callers wait for the one run instead of starting their own
-        cached = runtime.extras.get("readyz")
+        cached = runtime.readyz
         if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
             return dict(cached[1])
         checks = {
@@ -136,7 +92,7 @@ async def _checks(runtime: Any) -> dict[str, Any]:
             "clock": await _clock(runtime),
         }
         checks.update(await extra_checks(runtime))
-        runtime.extras["readyz"] = (time.monotonic(), checks)
+        runtime.readyz = (time.monotonic(), checks)
         return dict(checks)
 
 
@@ -151,9 +107,25 @@ async def extra_checks(runtime: Any) -> dict[str, Any]:
     return out
 
 
+async def _config_readiness(runtime: Runtime) -> dict[str, Any]:
+    """readyz (admin): this replica's fingerprint, and others seen in the last events."""
+    own = runtime.config_fingerprint
+    if own is None:
+        return {"ok": True, "detail": "no fingerprint"}
+    async with runtime.state.connect() as conn:
+        bodies = (
+            (await conn.execute(select(EVENTS.c.body).order_by(EVENTS.c.seq.desc()).limit(200)))
+            .scalars()
+            .all()
+        )
+    others = config_proof.disagreements(own, bodies)
+    # Reported, not failed: both replicas would see each other and the service would stop.
+    return {"ok": True, "fingerprint": own.as_json(), "agrees": not others, "others": others}
+
+
 #: name -> async check(runtime) -> {"ok": bool, ...}; registered by the modules they belong to.
 READY_CHECKS: dict[str, Callable[[Any], Awaitable[dict[str, Any]]]] = {
-    "config": config_proof.readiness,
+    "config": _config_readiness,
     "audit_log": privileges.readiness,
 }
 

@@ -23,20 +23,61 @@ import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.calendar import UTC_CLOCK, LibraryClock
+from app.core.models import table_of
 from app.holds.models import LegalHold
 from app.orders.models import OrderClaims
 
-HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
+HOLDS = table_of(LegalHold)
 
-#: One (order, patron) hold, as the audit writer upserts it.
-HoldRow = dict[str, Any]
+
+class HoldSink:
+    """How the audit writer writes a batch's holds (app/audit/entries.py)."""
+
+    name = "holds"
+
+    def merged(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One row per (order, patron), keeping the later end."""
+        return merge_holds(rows)
+
+    async def write(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """One upsert for all of them."""
+        await _upsert_rows(conn, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRow:
+    """One (order, patron) hold, written with the audit event of the order's evaluation."""
+
+    iss: str
+    jti: str
+    patron_id: str
+    categories: str
+    period_from: dt.date
+    period_to: dt.date
+    held_until: dt.datetime
+    sealed_until: dt.date | None = None
+
+    sink: ClassVar[HoldSink] = HoldSink()
+
+    def values(self, seq: int = 0, now: dt.datetime | None = None) -> dict[str, Any]:
+        """The row's columns (a hold names no event: ``seq`` and ``now`` are not kept)."""
+        return {
+            "iss": self.iss,
+            "jti": self.jti,
+            "patron_id": self.patron_id,
+            "categories": self.categories,
+            "period_from": self.period_from,
+            "period_to": self.period_to,
+            "held_until": self.held_until,
+            "sealed_until": self.sealed_until,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,27 +128,27 @@ def spec_rows(spec: HoldSpec) -> tuple[HoldRow, ...]:
     """One row per patron of ``spec``."""
     categories = json.dumps(list(spec.categories))
     return tuple(
-        {
-            "iss": spec.iss,
-            "jti": spec.jti,
-            "patron_id": patron,
-            "categories": categories,
-            "period_from": spec.period_from,
-            "period_to": spec.period_to,
-            "held_until": spec.held_until,
-            "sealed_until": spec.sealed_until,
-        }
+        HoldRow(
+            iss=spec.iss,
+            jti=spec.jti,
+            patron_id=patron,
+            categories=categories,
+            period_from=spec.period_from,
+            period_to=spec.period_to,
+            held_until=spec.held_until,
+            sealed_until=spec.sealed_until,
+        )
         for patron in spec.patrons
     )
 
 
-def merge_holds(rows: Iterable[HoldRow]) -> list[HoldRow]:
+def merge_holds(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (order, patron), keeping the later end.
 
     A batch often holds the same patron under the same order many times (every request
     under one order); one upsert may not touch a row twice, and the later end is what stands.
     """
-    merged: dict[tuple[str, str, str], HoldRow] = {}
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in rows:
         key = (row["iss"], row["jti"], row["patron_id"])
         seen = merged.get(key)
@@ -122,6 +163,10 @@ async def place_holds(conn: AsyncConnection, rows: Iterable[HoldRow]) -> None:
     A patron already held under this order keeps the later of the two ends (a policy whose
     margin grew since the first evaluation extends it; one that shrank never cuts it short).
     """
+    await _upsert_rows(conn, [r.values() for r in rows])
+
+
+async def _upsert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     merged = merge_holds(rows)
     if not merged:
         return

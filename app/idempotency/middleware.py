@@ -63,16 +63,14 @@ _KEY: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 _NOT_KEPT: Final = frozenset({401, 409, 429})
 #: Headers of the first answer that a replay repeats (the rest are per-answer).
 _KEPT_HEADERS: Final = frozenset({"content-type", "content-disposition", "location"})
-_EXTRA_KEY: Final = "idempotency_store"
 
 
 def store_of(runtime: Runtime) -> IdempotencyStore:
     """The runtime's idempotency store, built on first use."""
-    store = runtime.extras.get(_EXTRA_KEY)
-    if not isinstance(store, IdempotencyStore):
+    if runtime.idempotency is None:
         secret = secrets.pseudonym_key(runtime.settings)
-        store = runtime.extras[_EXTRA_KEY] = IdempotencyStore(runtime.state, secret)
-    return store
+        runtime.idempotency = IdempotencyStore(runtime.state, secret)
+    return runtime.idempotency
 
 
 class IdempotencyMiddleware:

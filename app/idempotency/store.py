@@ -43,10 +43,10 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.models import utcnow
+from app.core.models import table_of, utcnow
 from app.idempotency.models import IdempotentRequest
 
-REQUESTS = IdempotentRequest.__table__  # type: ignore[attr-defined]
+REQUESTS = table_of(IdempotentRequest)
 
 #: How long an answer is kept and replayed (the Stripe convention).
 RETENTION: Final = dt.timedelta(hours=24)

@@ -6,9 +6,9 @@ import time
 from collections.abc import Mapping
 
 from app.metrics.registry import STORE_LATENCY, STORE_MALFORMED
-from app.orders.models import Category
-from app.policy.decision import Obligations
 from app.records.base import Page, RecordsStore, StoreValueMalformed
+from app.records.categories import Category
+from app.records.obligations import Obligations
 
 
 class MeasuredStore:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
-from sqlalchemy import Column, Date, Index, String, Text
+from sqlalchemy import Column, Date, Index, String, Text, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
-from app.core.models import UTCDateTime
+from app.core.models import UTCDateTime, table_of
 
 
 class Notice(SQLModel, table=True):
@@ -39,3 +42,42 @@ class Notice(SQLModel, table=True):
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
     delivered_by: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+
+
+class NoticeSink:
+    """How the audit writer writes a batch's notices (app/audit/entries.py)."""
+
+    name = "notices"
+
+    def merged(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every notice: one per disclosure."""
+        return rows
+
+    async def write(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """One insert for all of them."""
+        await conn.execute(insert(table_of(Notice)), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeRow:
+    """The notice of one permitted disclosure, written with the permit's audit event."""
+
+    id: str
+    disclosure_id: str
+    patron_id: str
+    iss: str
+    jti: str
+    case: str
+    court: str
+    instrument: str
+    categories: str
+    period_from: dt.date
+    period_to: dt.date
+    not_before: dt.date
+    created_at: dt.datetime
+
+    sink: ClassVar[NoticeSink] = NoticeSink()
+
+    def values(self, seq: int = 0, now: dt.datetime | None = None) -> dict[str, Any]:
+        """The row's columns (dated when the disclosure was decided, not by the event)."""
+        return asdict(self)

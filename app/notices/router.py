@@ -7,82 +7,18 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.deps import Auditor, Notifier, RuntimeDep
 from app.core.atrest import sealer_of
 from app.core.clock import library_today
-from app.core.deps import Auditor, Notifier, RuntimeDep
-from app.core.problems import StateUnavailable, problem_responses
+from app.core.database import state_errors
+from app.core.problems import problem_responses
 from app.notices import service
+from app.notices.schemas import DeliveredOut, NoticePage
 
 router = APIRouter(prefix="/notices", tags=["notices"])
 
 NoticeId = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
-
-
-EXAMPLE_NOTICE: dict[str, Any] = {
-    "id": "3f1b7c9e-4a5d-4f0e-9a43-2b7d8c1e5f60",
-    "patron_id": "P000123",
-    "disclosure_id": "9c0e2a4b-7d1f-4e3a-8b6c-5d2f1a0e9b87",
-    "disclosed_at": "2026-03-02T10:15:00+00:00",
-    "case": "2026-CR-000123",
-    "court": "Circuit Court of Cook County",
-    "instrument": "court_order",
-    "categories": ["circulation"],
-    "from": "2026-01-01",
-    "to": "2026-06-30",
-    "not_before": "2026-09-01",
-    "delivered_at": None,
-}
-
-
-class NoticeOut(BaseModel):
-    """What the library may now tell a patron: what was released, when, under which case."""
-
-    id: str
-    patron_id: str
-    disclosure_id: str
-    disclosed_at: str
-    case: str
-    court: str
-    instrument: str = Field(examples=["court_order"])
-    categories: list[str] = Field(description="The record categories released.")
-    from_: str = Field(alias="from", description="First day of the released period.")
-    to: str = Field(description="Last day of the released period.")
-    not_before: str = Field(description="The first day the notice may be given.")
-    delivered_at: str | None
-
-
-class NoticePage(BaseModel):
-    """A page of notices."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{"notices": [EXAMPLE_NOTICE]}]})
-
-    notices: list[NoticeOut]
-
-
-class DeliveredOut(BaseModel):
-    """A notice marked delivered."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": EXAMPLE_NOTICE["id"],
-                    "delivered_at": "2026-09-01T08:00:00+00:00",
-                    "already_delivered": False,
-                    "audit_seq": 42,
-                }
-            ]
-        }
-    )
-
-    id: str
-    delivered_at: str
-    already_delivered: bool
-    audit_seq: int | None = Field(
-        description="The event recording the delivery (none if repeated)."
-    )
 
 
 def _today(runtime: Any) -> dt.date:
@@ -103,11 +39,9 @@ async def due(
     runtime: RuntimeDep, caller: Notifier, limit: int = Query(100, ge=1, le=1000)
 ) -> NoticePage:
     """Oldest first. A notice under a court's nondisclosure date is not listed before it."""
-    try:
+    with state_errors(keep=()):
         notices = await service.due_notices(runtime.state, today=_today(runtime), limit=limit)
         notices = sealer_of(runtime).open_rows(notices)
-    except Exception:
-        raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})
 
 
@@ -152,11 +86,9 @@ async def list_all(
     """Sealed notices (before their date) are not listed, to auditors either."""
     if after is not None and after.tzinfo is None:
         after = after.replace(tzinfo=dt.UTC)
-    try:
+    with state_errors(keep=()):
         notices = await service.list_notices(
             runtime.state, today=_today(runtime), after=after, limit=limit
         )
         notices = sealer_of(runtime).open_rows(notices)
-    except Exception:
-        raise StateUnavailable() from None
     return NoticePage.model_validate({"notices": notices})

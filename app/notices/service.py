@@ -23,14 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit.writer import AuditWriter, Entry
 from app.core.calendar import UTC_CLOCK, LibraryClock
-from app.core.models import utcnow
+from app.core.models import table_of, utcnow
 from app.core.problems import AuthError, BulwarkError
 from app.core.reasons import Reason
-from app.notices.models import Notice
+from app.notices.models import Notice, NoticeRow
 from app.orders.models import OrderClaims
-from app.policy.decision import Period
+from app.records.obligations import Period
 
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
+NOTICES = table_of(Notice)
 
 
 class NoticeNotFound(BulwarkError):
@@ -54,23 +54,23 @@ def notice_row(
     period: Period,
     now: dt.datetime,
     clock: LibraryClock = UTC_CLOCK,
-) -> dict[str, Any]:
+) -> NoticeRow:
     """The notice row of one permitted disclosure, written with the permit's audit event."""
-    return {
-        "id": str(uuid.uuid4()),
-        "disclosure_id": disclosure_id,
-        "patron_id": patron_id,
-        "iss": claims.iss,
-        "jti": claims.jti,
-        "case": claims.case,
-        "court": claims.court,
-        "instrument": claims.instrument.value,
-        "categories": json.dumps(categories),
-        "period_from": period.start,
-        "period_to": period.end,
-        "not_before": not_before(claims, clock.date_of(now)),
-        "created_at": now,
-    }
+    return NoticeRow(
+        id=str(uuid.uuid4()),
+        disclosure_id=disclosure_id,
+        patron_id=patron_id,
+        iss=claims.iss,
+        jti=claims.jti,
+        case=claims.case,
+        court=claims.court,
+        instrument=claims.instrument.value,
+        categories=json.dumps(categories),
+        period_from=period.start,
+        period_to=period.end,
+        not_before=not_before(claims, clock.date_of(now)),
+        created_at=now,
+    )
 
 
 def _given(today: dt.date) -> Any:
@@ -132,6 +132,23 @@ class Delivery:
     audit_seq: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeDelivered:
+    """An entry's change (app/audit/entries.py): notice ``notice_id`` was given."""
+
+    notice_id: str
+    delivered_at: dt.datetime
+    delivered_by: str
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        """Mark the notice delivered, unless it already is (idempotent)."""
+        await conn.execute(
+            update(NOTICES)
+            .where(and_(NOTICES.c.id == self.notice_id, NOTICES.c.delivered_at.is_(None)))
+            .values(delivered_at=self.delivered_at, delivered_by=self.delivered_by)
+        )
+
+
 async def mark_delivered(
     engine: AsyncEngine,
     audit: AuditWriter,
@@ -158,13 +175,6 @@ async def mark_delivered(
         return Delivery(notice_id, row.delivered_at, True, None)
     delivered_at = utcnow()
 
-    async def apply(conn: AsyncConnection) -> None:
-        await conn.execute(
-            update(NOTICES)
-            .where(and_(NOTICES.c.id == notice_id, NOTICES.c.delivered_at.is_(None)))
-            .values(delivered_at=delivered_at, delivered_by=caller_name)
-        )
-
     appended = await audit.append(
         Entry(
             kind="notice",
@@ -178,7 +188,7 @@ async def mark_delivered(
                 "disclosure_id": row.disclosure_id,
             },
             caller_id=caller_id,
-            apply=apply,
+            change=NoticeDelivered(notice_id, delivered_at, caller_name),
         )
     )
     if Reason.CALLER_UNAUTHENTICATED in appended.refused:

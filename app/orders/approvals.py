@@ -27,17 +27,9 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from app.core.reasons import Reason
+from app.orders import jose
 from app.orders.issuing import sign_compact
 from app.orders.models import ShortText, numeric_date
-from app.orders.tokens import (
-    _header_failures,
-    _parse_compact,
-    _signature_ok,
-    check_verifier_settings,
-    registered_claim_failures,
-    resolve_key,
-    wrap_keys,
-)
 from app.orders.trust import IssuerRegistry
 
 #: The only ``typ`` a counsel approval may carry (compared exactly).
@@ -117,7 +109,7 @@ class ApprovalVerifier:
         max_lifetime_days: int,
         max_token_bytes: int = 16384,
     ) -> None:
-        check_verifier_settings(
+        jose.check_verifier_settings(
             allowed_algorithms, clock_skew_seconds, max_lifetime_days, max_token_bytes
         )
         self._counsel = counsel
@@ -126,20 +118,20 @@ class ApprovalVerifier:
         self._skew = clock_skew_seconds
         self._max_life = max_lifetime_days * 86400
         self._max_bytes = max_token_bytes
-        self._keys = wrap_keys(counsel)
+        self._keys = jose.wrap_keys(counsel)
 
     def verify(self, token: str, now: dt.datetime) -> ApprovalCheck:
         """Check ``token`` at ``now`` (timezone-aware); never raises for a bad token."""
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
-        parsed = _parse_compact(token, self._max_bytes)
+        parsed = jose.parse_compact(token, self._max_bytes)
         if parsed is None:
             return _refused([Reason.ORDER_MALFORMED])
-        failures = _header_failures(parsed.header, self._allowed, APPROVAL_TYP)
-        _, key = resolve_key(parsed, self._counsel, self._keys, self._allowed, failures)
+        failures = jose.header_failures(parsed.header, self._allowed, APPROVAL_TYP)
+        _, key = jose.resolve_key(parsed, self._counsel, self._keys, self._allowed, failures)
         if key is None:
             return _refused(failures)
-        if not _signature_ok(token, key):
+        if not jose.signature_ok(token, key):
             return _refused([*failures, Reason.ORDER_SIGNATURE_INVALID])
         claims = self._claims(parsed.payload, now.timestamp(), failures)
         if failures or claims is None:
@@ -155,7 +147,7 @@ class ApprovalVerifier:
             claims = None
             failures.append(Reason.ORDER_CLAIMS_INVALID)
         failures.extend(
-            registered_claim_failures(
+            jose.registered_claim_failures(
                 payload, now, audience=self._audience, skew=self._skew, max_lifetime=self._max_life
             )
         )

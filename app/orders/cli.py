@@ -29,12 +29,13 @@ from app.orders.issuing import (
     merge_issuer_into_trust_store,
     write_private_key,
 )
-from app.orders.models import Category, Instrument, patron_id_problem
+from app.orders.models import Instrument, patron_id_problem
 from app.orders.trust import TrustStoreError
+from app.records.categories import Category
 
 if TYPE_CHECKING:
     from app.core.config import Settings
-    from app.orders.preflight import Preflight
+    from app.preflight import Preflight
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -229,7 +230,7 @@ def issue(key_path: Path, kid: str, alg: str | None, **options: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if not options["allow_invalid"]:
-        from app.orders.preflight import NOT_YET
+        from app.preflight import NOT_YET
 
         checked = _preflight(token)
         refused = checked.refusals(NOT_YET)
@@ -335,15 +336,15 @@ def _reason_lines(reasons: list[Reason]) -> str:
 
 
 def _settings() -> Settings:
-    from app.cli import load_settings
+    from app.api.console import load_settings
 
     return load_settings()
 
 
 def _preflight(token: str, *, approval: str | None = None) -> Preflight:
     """Bulwark's own verdict on ``token``, or a clean exit saying what is missing."""
-    from app.orders.preflight import preflight
-    from app.runtime import StartupError
+    from app.core.startup import StartupError
+    from app.preflight import preflight
 
     settings = _settings()
     if settings.trust_store is None:

@@ -22,17 +22,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pydantic import ValidationError
 
 from app.core.config import ASYMMETRIC_ALGORITHMS
+from app.orders.jose import b64url_encode, hash_for, strict_json_loads
 from app.orders.models import OrderClaims
 from app.orders.tokens import ORDER_TYP
-from app.orders.trust import (
-    EC_CURVES,
-    TrustStore,
-    TrustStoreError,
-    b64url_encode,
-    hash_for,
-    jwk_curve_name,
-    strict_json_loads,
-)
+from app.orders.trust import EC_CURVES, TrustStore, TrustStoreError, jwk_curve_name
 
 #: The policy's default ``max_order_lifetime_days`` (see ``app/policy/default_policy.toml``).
 DEFAULT_MAX_LIFETIME_DAYS: Final = 90

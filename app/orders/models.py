@@ -22,18 +22,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from app.core.models import UTCDateTime, utcnow
-
-
-class Category(StrEnum):
-    """The record categories of the contract (section 1)."""
-
-    REGISTRATION = "registration"
-    CIRCULATION = "circulation"
-    HOLDS = "holds"
-    INTERLIBRARY_LOAN = "interlibrary_loan"
-    SEARCH_HISTORY = "search_history"
-    REFERENCE = "reference"
-    FACILITY_USE = "facility_use"
+from app.records.categories import Category
 
 
 class Instrument(StrEnum):
@@ -131,7 +120,7 @@ class OrderScope(BaseModel):
 
 
 class OrderClaims(BaseModel):
-    """The typed claims of a court-order token (contract section 3).
+    """The typed claims of a court-order token (docs/court-orders.md).
 
     Registered time claims are integers (NumericDate); anything else is a malformed claim.
     Unknown extra claims are kept out of the model and never influence a decision.

@@ -1,6 +1,6 @@
 """The trust store: which issuers Bulwark believes, and the public keys it checks them with.
 
-The store is a JSON file (contract section 3)::
+The store is a JSON file (docs/trust.md)::
 
     {"issuers": [{"iss": "...", "name": "...", "jurisdictions": ["US-IL"],
                   "keys": [{"kty": "RSA", "kid": "cook-2026", "alg": "RS256",
@@ -18,22 +18,19 @@ the whole store, so that a ``kid`` never means two keys.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.core.config import ASYMMETRIC_ALGORITHMS
 from app.orders.checks import ISSUER_ROLES, ROLE_COURT, TrustedIssuer
+from app.orders.jose import b64url_decode, strict_json_loads
 
 #: RSA moduli shorter than this are refused (NIST SP 800-131A: 2048 bits minimum).
 MIN_RSA_BITS: Final = 2048
@@ -52,15 +49,9 @@ JWK_CURVES: Final[Mapping[str, ec.EllipticCurve]] = {
     "P-521": ec.SECP521R1(),
 }
 
-_HASHES: Final[Mapping[str, type[hashes.HashAlgorithm]]] = {
-    "256": hashes.SHA256,
-    "384": hashes.SHA384,
-    "512": hashes.SHA512,
-}
 
 # Members that only a private or symmetric JWK carries (RFC 7518 sections 6.2.2, 6.3.2, 6.4).
 _PRIVATE_MEMBERS: Final = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
-_B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_KID_CHARS: Final = 256
 
 PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -68,62 +59,6 @@ PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 class TrustStoreError(ValueError):
     """The trust store cannot be used; the message names the file and the entry at fault."""
-
-
-def b64url_decode(segment: str) -> bytes:
-    """Decode canonical unpadded base64url (RFC 7515 section 2), refusing anything else.
-
-    The standard library's decoder silently drops characters outside the alphabet and ignores
-    the unused low bits of the last character; a token or key that needs either is malformed,
-    not something to guess at. Canonical encoding also means one order has one spelling.
-
-    Raises:
-        ValueError: ``segment`` is not canonical unpadded base64url.
-    """
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise ValueError("not unpadded base64url")
-    try:
-        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except binascii.Error as exc:  # pragma: no cover - the pattern above already excludes it
-        raise ValueError("not unpadded base64url") from exc
-    if b64url_encode(decoded) != segment:  # non-zero unused bits in the last character
-        raise ValueError("not canonical base64url")
-    return decoded
-
-
-def b64url_encode(data: bytes) -> str:
-    """Encode bytes as unpadded base64url (RFC 7515 section 2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def strict_json_loads(data: bytes) -> Any:
-    """Parse UTF-8 JSON, refusing duplicate member names and NaN/Infinity.
-
-    Duplicate names are how two parsers come to disagree about one document (RFC 7515
-    section 4 lets a JWS parser reject them; we do, here and in the trust store).
-
-    Raises:
-        ValueError: not UTF-8, not JSON, a duplicate member name or a non-finite number.
-        RecursionError: nesting deeper than the interpreter allows.
-    """
-    return json.loads(
-        data.decode("utf-8"),
-        object_pairs_hook=_object_without_duplicates,
-        parse_constant=_refuse_constant,
-    )
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:
-            raise ValueError(f"duplicate member name {name!r}")
-        obj[name] = value
-    return obj
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,11 +356,6 @@ def key_fingerprint(public_key: PublicKey) -> str:
 def jwk_curve_name(curve: ec.EllipticCurve) -> str:
     """The JWK ``crv`` name (``P-256``...) of a supported curve."""
     return next(name for name, known in JWK_CURVES.items() if known.name == curve.name)
-
-
-def hash_for(alg: str) -> hashes.HashAlgorithm:
-    """The hash of a JWS signature algorithm: SHA-256 for RS256, PS256 and ES256, and so on."""
-    return _HASHES[alg[2:]]()
 
 
 def _member_bytes(jwk: Mapping[str, Any], member: str) -> bytes:

@@ -6,37 +6,19 @@ frozen and typed. Nothing here does I/O.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
 from app.core.reasons import Reason
-from app.orders.models import Category
+from app.records.categories import Category
+from app.records.obligations import Obligations, Period
 
 
 class Effect(StrEnum):
     PERMIT = "permit"
     DENY = "deny"
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """An inclusive date range."""
-
-    start: dt.date
-    end: dt.date
-
-    def contains(self, other: Period) -> bool:
-        return self.start <= other.start and other.end <= self.end
-
-    def intersect(self, other: Period) -> Period | None:
-        start, end = max(self.start, other.start), min(self.end, other.end)
-        return Period(start, end) if start <= end else None
-
-    def as_json(self) -> dict[str, str]:
-        return {"from": self.start.isoformat(), "to": self.end.isoformat()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +38,6 @@ class OrderState:
 
     revoked: bool = False
     uses: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Obligations:
-    """What a permit allows, and so all the store may return."""
-
-    patron_id: str
-    categories: tuple[Category, ...]
-    period: Period
-    fields: Mapping[Category, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,17 +43,11 @@ from typing import Any
 from app.core.reasons import Reason, message_of
 from app.orders.approvals import ApprovalCheck
 from app.orders.checks import OrderCheck, TrustedIssuer
-from app.orders.models import Category, OrderClaims
-from app.policy.decision import (
-    AccessRequest,
-    Decision,
-    Effect,
-    Obligations,
-    OrderState,
-    Period,
-    RuleTrace,
-)
+from app.orders.models import OrderClaims
+from app.policy.decision import AccessRequest, Decision, Effect, OrderState, RuleTrace
 from app.policy.models import LoadedPolicy
+from app.records.categories import Category
+from app.records.obligations import Obligations, Period
 
 FieldMap = Mapping[Category, tuple[str, ...]]
 

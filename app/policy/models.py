@@ -35,7 +35,8 @@ from pydantic import (
     model_validator,
 )
 
-from app.orders.models import Category, Instrument
+from app.orders.models import Instrument
+from app.records.categories import Category
 
 #: Instruments no court issues. The seed names the court order as "the mechanism"; a subpoena,
 #: a national security letter or an informal request can never be accepted, whatever a

@@ -24,10 +24,11 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.models import table_of
 from app.core.transport import redis_tls_options
 from app.ratelimit.models import RateLimitCounter
 
-LIMITS = RateLimitCounter.__table__  # type: ignore[attr-defined]
+LIMITS = table_of(RateLimitCounter)
 
 #: Seconds a Redis key outlives its minute, so a slow clock on one replica still finds it.
 REDIS_KEY_TTL = 120

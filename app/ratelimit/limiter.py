@@ -24,23 +24,22 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.callers.service import Caller
 from app.core.config import Settings
 from app.core.problems import RateLimited, StateUnavailable
+from app.core.startup import StartupError
 from app.metrics import RATE_LIMITED
 from app.ratelimit.backends import Counter, DatabaseCounter, RedisCounter
-from app.runtime import Runtime, StartupError
 
 logger = logging.getLogger("bulwark.ratelimit")
 
 WINDOW_SECONDS = 60
 #: The share of a caller's per-minute limit that one process takes at a time.
 LEASE_FRACTION = 50
-#: Where a runtime keeps its limiter (``Runtime.extras``).
-EXTRA_KEY = "rate_limiter"
 #: Longest a request waits for its count before it is refused with 503.
 HIT_TIMEOUT_SECONDS = 3.0
 
@@ -143,15 +142,22 @@ def build_limiter(settings: Settings, state: AsyncEngine) -> RateLimiter:
     return RateLimiter(counter, settings.rate_limit_per_minute)
 
 
-def limiter_of(runtime: Runtime) -> RateLimiter:
+class LimiterHost(Protocol):
+    """What keeps a process's limiter (``app.runtime.Runtime``)."""
+
+    settings: Settings
+    state: AsyncEngine
+    limiter: RateLimiter | None
+
+
+def limiter_of(runtime: LimiterHost) -> RateLimiter:
     """The runtime's limiter, built on first use (the lifespan builds and checks it at start)."""
-    limiter = runtime.extras.get(EXTRA_KEY)
-    if not isinstance(limiter, RateLimiter):
-        limiter = runtime.extras[EXTRA_KEY] = build_limiter(runtime.settings, runtime.state)
-    return limiter
+    if runtime.limiter is None:
+        runtime.limiter = build_limiter(runtime.settings, runtime.state)
+    return runtime.limiter
 
 
-async def start_limiter(runtime: Runtime) -> RateLimiter:
+async def start_limiter(runtime: LimiterHost) -> RateLimiter:
     """The runtime's limiter with its backend reached once, or StartupError saying why."""
     try:
         limiter = limiter_of(runtime)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import OrderedDict
+from typing import Protocol
 
 from fastapi import Request
 from prometheus_client import Counter
@@ -94,10 +95,14 @@ def client_address(request: Request) -> str:
     return peer
 
 
-def guard_of(runtime: object) -> UnknownKeyGuard:
-    """The process's guard (kept in ``runtime.extras``)."""
-    extras: dict[str, object] = getattr(runtime, "extras")  # noqa: B009
-    found = extras.get("unknown_keys")
-    if not isinstance(found, UnknownKeyGuard):
-        found = extras["unknown_keys"] = UnknownKeyGuard()
-    return found
+class GuardHost(Protocol):
+    """What keeps a process's guard (``app.runtime.Runtime``)."""
+
+    unknown_keys: UnknownKeyGuard | None
+
+
+def guard_of(runtime: GuardHost) -> UnknownKeyGuard:
+    """The process's guard, created on first use (kept in ``runtime.unknown_keys``)."""
+    if runtime.unknown_keys is None:
+        runtime.unknown_keys = UnknownKeyGuard()
+    return runtime.unknown_keys

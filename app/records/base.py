@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.core.problems import StoreUnavailable
-from app.orders.models import Category
-from app.policy.decision import Obligations
+from app.records.categories import Category
+from app.records.obligations import Obligations
 
 Record = dict[str, Any]
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.orders.models import Category
+from app.records.categories import Category
 
 CURSOR_VERSION = 1
 

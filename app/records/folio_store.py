@@ -54,11 +54,11 @@ import httpx
 from pydantic import Field
 
 from app.core.problems import StoreUnavailable
-from app.orders.models import Category
-from app.policy.decision import Obligations, Period
 from app.records.base import Page, Record, StoreValueMalformed
+from app.records.categories import Category
 from app.records.cursor import CursorInvalid, decode_cursor, encode_cursor, require_int
 from app.records.mapping import Identifier, MappedCategory, MappingError, RecordsMapping
+from app.records.obligations import Obligations, Period
 from app.records.sql_schema import StoreLoginError
 
 if TYPE_CHECKING:

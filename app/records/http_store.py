@@ -35,11 +35,11 @@ import httpx
 
 from app.core.calendar import UTC_CLOCK, LibraryClock
 from app.core.problems import StoreUnavailable
-from app.orders.models import Category
-from app.policy.decision import Obligations
 from app.records.base import Page, Record, StoreValueMalformed
+from app.records.categories import Category
 from app.records.cursor import CursorInvalid, decode_cursor, encode_cursor, require_int
 from app.records.mapping import PATRON_PLACEHOLDER, HttpCategory, MappingError, RecordsMapping
+from app.records.obligations import Obligations
 from app.records.periods import MalformedTime, TimeFrame
 
 logger = logging.getLogger("bulwark.records")

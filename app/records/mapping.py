@@ -1,4 +1,4 @@
-"""The records mapping: how each contract category lies in the backing store (contract §1).
+"""The records mapping: how each category lies in the backing store (docs/records.md).
 
 A mapping is a TOML file with one ``[categories.<id>]`` table per category the deployment
 keeps. For a SQL store each names a table or view and its columns::
@@ -53,7 +53,7 @@ from pydantic import (
 )
 
 from app.core.calendar import UnknownTimeZone, zone
-from app.orders.models import Category
+from app.records.categories import Category
 
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 #: JSON member names an HTTP mapping may read: identifiers, plus hyphens.

@@ -41,7 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.core.calendar import UTC, DayBounds, LibraryClock
-from app.policy.decision import Period
+from app.records.obligations import Period
 
 
 class TimeKind(StrEnum):

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from app.orders.models import Category
+from app.records.categories import Category
 from app.records.mapping import MappingError, RecordsMapping, SqlCategory
 from app.records.periods import TimeKind
 

@@ -52,9 +52,8 @@ from sqlalchemy.sql import quoted_name
 from app.core.calendar import UTC, UTC_CLOCK, LibraryClock
 from app.core.database import DEFAULT_POOL_SIZE, create_engine, dialect_of
 from app.core.problems import StoreUnavailable
-from app.orders.models import Category
-from app.policy.decision import Obligations, Period
 from app.records.base import Page, Record, StoreValueMalformed
+from app.records.categories import Category
 from app.records.cursor import (
     CursorInvalid,
     decode_cursor,
@@ -64,6 +63,7 @@ from app.records.cursor import (
     untag_value,
 )
 from app.records.mapping import MappingError, PatronMatch, RecordsMapping, SqlCategory
+from app.records.obligations import Obligations, Period
 from app.records.periods import TimeFrame, TimeKind
 from app.records.pg_reader import PG_ERRORS, PgReader
 from app.records.sql_schema import (

@@ -13,23 +13,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.deps import Credentials, RuntimeDep, authenticate
 from app.callers.models import Role
 from app.callers.service import Caller
 from app.core.calendar import UTC_CLOCK, LibraryClock
 from app.core.clock import library_today
-from app.core.deps import Credentials, RuntimeDep, authenticate
+from app.core.database import state_errors
 from app.core.problems import (
     BulwarkError,
     ForbiddenError,
     RequestInvalid,
-    StateUnavailable,
     problem_responses,
 )
 from app.core.reasons import Reason
 from app.runtime import Runtime
 from app.transparency import page, service
+from app.transparency.schemas import TransparencyReport
 
 api_router = APIRouter(prefix="/v1", tags=["transparency"])
 page_router = APIRouter(tags=["transparency"])
@@ -51,75 +51,6 @@ ToDate = Annotated[
 ]
 
 
-Figure = int | str
-
-EXAMPLE_REPORT: dict[str, Any] = {
-    "from": "2026-01-01",
-    "to": "2026-06-30",
-    "generated_at": "2026-07-01T00:00:00+00:00",
-    "policy": "9f2c…",
-    "band_width": 250,
-    "bands_published": True,
-    "instruments": [
-        {
-            "instrument": "court_order",
-            "banded": False,
-            "requests": 12,
-            "permitted": 8,
-            "refused": 3,
-            "failed": 1,
-            "refusals_by_reason": {"order.expired": 2, "scope.patron": 1},
-            "records_released": {"circulation": 40, "holds": 3},
-        },
-        {
-            "instrument": "national_security_letter",
-            "banded": True,
-            "requests": "0-249",
-            "permitted": "0-249",
-            "refused": "0-249",
-            "failed": "0-249",
-            "refusals_by_reason": {"order.not_court_issued": "0-249"},
-            "records_released": {"circulation": "0-249"},
-        },
-    ],
-}
-
-
-class InstrumentRow(BaseModel):
-    """One instrument's figures: numbers, or band strings such as ``0-249`` when banded."""
-
-    instrument: str = Field(examples=["court_order"])
-    banded: bool
-    withheld: bool = Field(
-        default=False,
-        description="A banded row outside a closed calendar half-year: no figure is given.",
-    )
-    requests: Figure
-    permitted: Figure
-    refused: Figure
-    failed: Figure = Field(description="The store failed; nothing was released.")
-    refusals_by_reason: dict[str, Figure]
-    records_released: dict[str, Figure]
-
-
-class TransparencyReport(BaseModel):
-    """The report for an inclusive range of the library's dates (see docs/transparency.md)."""
-
-    model_config = ConfigDict(
-        populate_by_name=True, json_schema_extra={"examples": [EXAMPLE_REPORT]}
-    )
-
-    from_: str = Field(alias="from")
-    to: str
-    generated_at: str
-    policy: str = Field(description="sha256 of the policy in force.")
-    band_width: int
-    bands_published: bool = Field(
-        description="True only for a closed calendar half-year: banded rows have figures."
-    )
-    instruments: list[InstrumentRow]
-
-
 def period(
     start: dt.date | None, end: dt.date | None, clock: LibraryClock = UTC_CLOCK
 ) -> tuple[dt.date, dt.date]:
@@ -139,16 +70,14 @@ def period(
 
 async def _report(runtime: Runtime, start: dt.date, end: dt.date, *, fresh: bool) -> dict[str, Any]:
     async def compute() -> dict[str, Any]:
-        try:
+        with state_errors(keep=()):
             return await service.build_report(
                 runtime.state, runtime.policy, start=start, end=end, today=library_today(runtime)
             )
-        except Exception:
-            raise StateUnavailable() from None
 
     if fresh:
         return await compute()
-    cache = runtime.extras.setdefault("transparency.cache", service.ReportCache())
+    cache = runtime.report_cache
     key = (start.isoformat(), end.isoformat(), runtime.policy.sha256)
     final = end < library_today(runtime)
     report: dict[str, Any] = await cache.get(key, compute, final=final)
@@ -235,5 +164,5 @@ async def transparency_page(
             Reason.REQUEST_NOT_FOUND, "This library does not publish its transparency report."
         )
     report = await _report(runtime, *period(start, to, runtime.settings.clock), fresh=False)
-    log = runtime.extras.get("audit.log")  # app/audit/tlog.py: the checkpoint signer
+    log = runtime.log  # app/audit/tlog.py: the checkpoint signer
     return HTMLResponse(page.render(report, log_key=log.verifier.vkey if log else None))

@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.figures import NO_ORDER, ROWS, UNVERIFIED, read_figures
 from app.core.reasons import REASONS, Reason
-from app.orders.models import Category
 from app.policy.models import LoadedPolicy
+from app.records.categories import Category
 
 __all__ = ["NO_ORDER", "ROWS", "UNVERIFIED"]
 

@@ -269,12 +269,13 @@ async def test_an_entry_the_database_refuses_fails_alone(
     """One poisoned entry in a batch must not take the other requests' events down with it."""
     from app.core.problems import AuditUnavailable
 
-    async def poison(conn: object) -> None:
-        raise ValueError("refused by the database")
+    class Poison:
+        async def apply(self, conn: object) -> None:
+            raise ValueError("refused by the database")
 
     results = await asyncio.gather(
         *(writer.append(entry(i)) for i in range(5)),
-        writer.append(Entry(kind="client", effect="info", body={"v": 1}, apply=poison)),
+        writer.append(Entry(kind="client", effect="info", body={"v": 1}, change=Poison())),
         *(writer.append(entry(i)) for i in range(5, 10)),
         return_exceptions=True,
     )

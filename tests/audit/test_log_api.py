@@ -28,6 +28,7 @@ from app.runtime import Runtime
 from app.witness import ForkDetected, witness_once
 from tests.audit.forge import rebuild_tree
 from tests.conftest import TEST_PATRONS, auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 CASE = "2026-CR-777001"
@@ -68,17 +69,7 @@ def settings(
     )
 
 
-def body(token: str | None, **overrides: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
-    out.update(overrides)
-    return out
+body = disclosure_body
 
 
 def order(token: Token, **overrides: Any) -> str:
@@ -516,8 +507,8 @@ async def test_the_log_is_private_unless_the_policy_publishes_it(
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                from app.admin.clients import add_client
                 from app.callers.models import Role
-                from app.callers.service import add_client
 
                 _, auditor = await add_client(runtime.state, "a", Role.AUDITOR, audit=runtime.audit)
                 _, requester = await add_client(

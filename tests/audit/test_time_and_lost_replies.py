@@ -30,6 +30,7 @@ from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.callers.models import Client
 from app.core import migrations
 from app.core.database import create_engine
+from app.core.models import table_of
 from app.holds.service import list_holds
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
@@ -38,7 +39,7 @@ from tests.databases import postgres_database
 from tests.disclosures.test_disclosures import request
 
 ORDER = ("https://courts.example/a", "order-1")
-CLIENTS = Client.__table__  # type: ignore[attr-defined]
+CLIENTS = table_of(Client)
 
 
 async def test_a_rewritten_event_time_fails_verification(

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from app.audit import service
+from app.audit.entries import Revoke
 from app.audit.writer import AuditWriter, Entry, UseClaim, _Pending
 from app.core import migrations
 from app.core.database import create_engine
@@ -64,24 +65,11 @@ async def test_a_revocation_earlier_in_a_batch_refuses_later_permits(state_url: 
     writer = AuditWriter(engine)
     order = ("iss", "revoked-in-batch")
 
-    async def revoke(conn: object) -> None:
-        from sqlalchemy import insert
-
-        from app.core.models import utcnow
-        from app.orders.models import Revocation
-
-        table = Revocation.__table__  # type: ignore[attr-defined]
-        await conn.execute(  # type: ignore[attr-defined]
-            insert(table).values(
-                iss=order[0], jti=order[1], reason="r", revoked_by="t", revoked_at=utcnow()
-            )
-        )
-
     revocation = Entry(
         kind="revocation",
         effect="info",
         body={"v": 1, "order": {"iss": order[0], "jti": order[1]}},
-        apply=revoke,
+        change=Revoke(*order, reason="r", revoked_by="t"),
     )
     claim = UseClaim(*order, max_uses=5)
     loop = asyncio.get_running_loop()

@@ -24,13 +24,17 @@ from app.audit.writer import Appended, AuditWriter, Entry, UseClaim
 from app.callers.models import Client
 from app.core import migrations
 from app.core.database import create_engine
+from app.core.models import table_of
 from app.core.reasons import Reason
+from app.disclosures.models import DisclosureRow
+from app.holds.service import HoldRow
+from app.notices.models import NoticeRow
 from tests.databases import postgres_database
 
 pytestmark = pytest.mark.postgres
 
 ORDER = ("https://courts.example/a", "order-1")
-CLIENTS = Client.__table__  # type: ignore[attr-defined]
+CLIENTS = table_of(Client)
 
 
 @pytest.fixture
@@ -63,42 +67,48 @@ def permit(n: int, *, max_uses: int = 5, with_rows: bool = False) -> Entry:
     if with_rows:
         disclosure_id = f"00000000-0000-0000-0000-{n:012d}"
         rows = {
-            "disclosure": {
-                "id": disclosure_id,
-                "iss": ORDER[0],
-                "jti": ORDER[1],
-                "caller": "ils",
-                "patron_pseudonym": "k1:" + "a" * 64,
-                "categories": '["circulation"]',
-                "period_from": "2026-01-01",
-                "period_to": "2026-06-30",
-                "record_count": 3,
-            },
-            "notice": {
-                "id": f"10000000-0000-0000-0000-{n:012d}",
-                "disclosure_id": disclosure_id,
-                "patron_id": "P000123",
-                "iss": ORDER[0],
-                "jti": ORDER[1],
-                "case": "2026-CV-1",
-                "court": "Court",
-                "instrument": "court_order",
-                "categories": '["circulation"]',
-                "period_from": dt.date(2026, 1, 1),
-                "period_to": dt.date(2026, 6, 30),
-                "not_before": dt.date(2026, 11, 1),
-                "created_at": dt.datetime.now(dt.UTC),
-            },
-            "holds": (
-                {
+            "disclosure": DisclosureRow(
+                **{
+                    "id": disclosure_id,
                     "iss": ORDER[0],
                     "jti": ORDER[1],
+                    "caller": "ils",
+                    "patron_pseudonym": "k1:" + "a" * 64,
+                    "categories": '["circulation"]',
+                    "period_from": "2026-01-01",
+                    "period_to": "2026-06-30",
+                    "record_count": 3,
+                }
+            ),
+            "notice": NoticeRow(
+                **{
+                    "id": f"10000000-0000-0000-0000-{n:012d}",
+                    "disclosure_id": disclosure_id,
                     "patron_id": "P000123",
+                    "iss": ORDER[0],
+                    "jti": ORDER[1],
+                    "case": "2026-CV-1",
+                    "court": "Court",
+                    "instrument": "court_order",
                     "categories": '["circulation"]',
                     "period_from": dt.date(2026, 1, 1),
                     "period_to": dt.date(2026, 6, 30),
-                    "held_until": dt.datetime(2027, 1, n, tzinfo=dt.UTC),
-                },
+                    "not_before": dt.date(2026, 11, 1),
+                    "created_at": dt.datetime.now(dt.UTC),
+                }
+            ),
+            "holds": (
+                HoldRow(
+                    **{
+                        "iss": ORDER[0],
+                        "jti": ORDER[1],
+                        "patron_id": "P000123",
+                        "categories": '["circulation"]',
+                        "period_from": dt.date(2026, 1, 1),
+                        "period_to": dt.date(2026, 6, 30),
+                        "held_until": dt.datetime(2027, 1, n, tzinfo=dt.UTC),
+                    }
+                ),
             ),
             "holds_regardless": True,
         }

@@ -13,7 +13,7 @@ from app.core.config import Settings
 from app.notices.service import notice_row
 from app.orders.issuing import make_claims
 from app.orders.models import OrderClaims
-from app.policy.decision import Period
+from app.records.obligations import Period
 
 
 @pytest.mark.parametrize("name", ["Mars/Olympus_Mons", "CST", "localtime", "../etc/passwd", ""])
@@ -49,7 +49,7 @@ def test_a_notice_is_dated_by_the_library_s_calendar() -> None:
         now=dt.datetime(2027, 1, 1, 3, 0, tzinfo=dt.UTC),
         clock=LibraryClock.named("America/Chicago"),
     )
-    assert row["not_before"] == dt.date(2026, 12, 31)
+    assert row.not_before == dt.date(2026, 12, 31)
 
 
 def test_a_report_s_days_are_the_library_s() -> None:

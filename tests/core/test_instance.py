@@ -14,7 +14,8 @@ from sqlalchemy import text
 from app.core import migrations
 from app.core.config import Settings
 from app.core.database import create_engine
-from app.runtime import StartupError, build_runtime
+from app.core.startup import StartupError
+from app.runtime import build_runtime
 from tests.test_cli import run
 
 

@@ -13,9 +13,10 @@ from sqlalchemy import text
 from app.core import migrations
 from app.core.config import Settings
 from app.core.database import create_engine
-from app.core.schema import target_metadata
 from app.core.secrets import ensure_instance_secrets
-from app.runtime import StartupError, build_runtime
+from app.core.startup import StartupError
+from app.runtime import build_runtime
+from app.schema import target_metadata
 
 
 async def test_models_and_migrations_agree(state_url: str) -> None:

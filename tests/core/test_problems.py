@@ -9,9 +9,10 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
-from app.callers.service import revoke_client
+from app.admin.clients import revoke_client
 from app.runtime import Runtime
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 PROBLEM = "application/problem+json"
 
@@ -28,16 +29,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 def body(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "purpose": "legal_process",
-        "patron_id": "P000001",
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": "a.b.c",
-    }
-    data.update(overrides)
-    return data
+    return disclosure_body("a.b.c", "P000001", **overrides)
 
 
 async def test_no_key_is_401(client: httpx.AsyncClient) -> None:

@@ -8,6 +8,7 @@ import asyncio
 
 from sqlalchemy import insert, select, text
 
+from app.admin.revocations import REVOCATIONS, USES
 from app.audit import service as audit_service
 from app.core import migrations
 from app.core.config import Settings
@@ -15,7 +16,6 @@ from app.core.database import create_engine
 from app.core.instance import BINDING
 from app.core.models import utcnow
 from app.core.secrets import checkpoint_key, ensure_instance_secrets
-from app.orders.service import REVOCATIONS, USES
 from app.runtime import build_runtime
 from tests.previous_release import write_events
 

@@ -314,8 +314,8 @@ async def test_unmapped_category_is_422(
     rt = await build_runtime(settings)
     try:
         async with _client(rt) as c:
+            from app.admin.clients import add_client
             from app.callers.models import Role
-            from app.callers.service import add_client
 
             _, key = await add_client(rt.state, "r2", Role.REQUESTER, audit=rt.audit)
             r = await c.post(
@@ -350,8 +350,8 @@ async def test_one_failing_category_of_three_releases_nothing(
     await migrate(settings)
     rt = await build_runtime(settings)
     try:
+        from app.admin.clients import add_client
         from app.callers.models import Role
-        from app.callers.service import add_client
 
         _, key = await add_client(rt.state, "r3", Role.REQUESTER, audit=rt.audit)
         with sqlite3.connect(copy) as conn:
@@ -394,8 +394,8 @@ async def test_a_date_that_cannot_be_placed_in_time_releases_nothing(
     counted = STORE_MALFORMED.labels("search_history")
     before = counted._value.get()
     try:
+        from app.admin.clients import add_client
         from app.callers.models import Role
-        from app.callers.service import add_client
 
         _, key = await add_client(rt.state, "r4", Role.REQUESTER, audit=rt.audit)
         token = order(order_token, max_uses=1)
@@ -438,8 +438,8 @@ async def test_truncated_answer_continues_under_the_same_use(
     await migrate(settings)
     rt = await build_runtime(settings)
     try:
+        from app.admin.clients import add_client
         from app.callers.models import Role
-        from app.callers.service import add_client
 
         _, key = await add_client(rt.state, "pager", Role.REQUESTER, audit=rt.audit)
         token = order(order_token, patrons=[DEMO_BUSY_PATRON], max_uses=1)

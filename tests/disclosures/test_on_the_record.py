@@ -23,7 +23,7 @@ from app.records.demo import DEMO_PATRON
 from app.records.http_store import HttpRecordsStore
 from app.runtime import Runtime
 from tests.conftest import auth
-from tests.disclosures.test_disclosures import request
+from tests.factories import disclosure_body
 from tests.records.test_http_store import http_mapping
 from tests.records.upstream import Upstream, running_upstream
 
@@ -57,8 +57,7 @@ def use_http_store(runtime: Runtime, upstream: Upstream, path: str) -> None:
     )
 
 
-def body(token: str) -> dict[str, Any]:
-    return request(token)
+body = disclosure_body
 
 
 async def last_event(rt: Runtime) -> tuple[str, str, dict[str, Any]]:

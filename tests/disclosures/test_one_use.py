@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 
+from app.admin.clients import add_client
 from app.audit import service as audit_service
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.config import Settings
 from app.disclosures.cursor import CONTINUATIONS
 from app.main import create_app

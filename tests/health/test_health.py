@@ -44,7 +44,7 @@ async def test_readyz_tells_anyone_else_ready_or_not_and_nothing_more(
     r = await client.get("/readyz", headers=headers)
     assert (r.status_code, r.json()) == (200, {"status": "ready"})
     await _take_down(runtime)
-    runtime.extras.pop("readyz", None)  # the answer is reused for a second
+    runtime.readyz = None  # the answer is reused for a second
     try:
         r = await client.get("/readyz", headers=headers)
     finally:
@@ -67,7 +67,7 @@ async def test_readyz_runs_its_checks_at_most_once_a_second(
         return await original(rt)
 
     monkeypatch.setattr(health, "_store", counted)
-    runtime.extras.pop("readyz", None)
+    runtime.readyz = None
     answers = await asyncio.gather(*(client.get("/readyz") for _ in range(50)))
     assert all(r.status_code == 200 for r in answers)
     assert calls == 1
@@ -114,7 +114,7 @@ async def test_readyz_fails_with_problem_and_recovers(
     # An admin's key is known before the state database goes (the key cache holds it).
     assert (await client.get("/readyz", headers=auth(keys["admin"]))).status_code == 200
     await _take_down(runtime)
-    runtime.extras.pop("readyz", None)  # the answer is reused for a second
+    runtime.readyz = None  # the answer is reused for a second
     try:
         r = await client.get("/readyz", headers=auth(keys["admin"]))
         assert r.status_code == 503
@@ -125,7 +125,7 @@ async def test_readyz_fails_with_problem_and_recovers(
         assert (await client.get("/healthz")).status_code == 200  # the process is still up
     finally:
         await _bring_back(runtime)
-    runtime.extras.pop("readyz", None)
+    runtime.readyz = None
     r = await client.get("/readyz")
     assert r.status_code == 200, r.text
 

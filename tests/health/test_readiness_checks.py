@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.config import Settings
 from app.main import create_app
 from app.runtime import build_runtime

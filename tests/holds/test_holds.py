@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.config import Settings
+from app.core.models import table_of
 from app.holds import service
 from app.holds.models import LegalHold
 from app.notices.models import Notice
@@ -19,22 +20,15 @@ from app.orders.issuing import generate_key_pair, issue_order, make_claims
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from app.runtime import Runtime, build_runtime
 from tests.conftest import COURT_ISS, COURT_KID, auth, migrate
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
-HOLDS = LegalHold.__table__  # type: ignore[attr-defined]
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
+HOLDS = table_of(LegalHold)
+NOTICES = table_of(Notice)
 PATRONS = [DEMO_PATRON, OTHER_PATRON]
 
 
-def body(token: str | None, patron: str = DEMO_PATRON) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": patron,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 def held_order(order_token: Token, **overrides: Any) -> str:
@@ -205,8 +199,8 @@ def test_a_hold_lasts_through_the_library_s_local_day() -> None:
 
 
 async def _caller(runtime: Runtime) -> Any:
+    from app.admin.clients import add_client
     from app.callers.models import Role
-    from app.callers.service import add_client
 
     _, key = await add_client(runtime.state, "auditor", Role.AUDITOR, audit=runtime.audit)
     return await runtime.callers.authenticate(key)

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 JTI = "sealed-order-7731"
@@ -26,14 +27,7 @@ CATEGORIES = ["circulation", "reference"]
 
 
 def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-02-03",
-        "to": "2026-05-17",
-        "court_order": token,
-    }
+    return disclosure_body(token, start="2026-02-03", end="2026-05-17")
 
 
 def sealed_order(order_token: Token, **claims: Any) -> str:

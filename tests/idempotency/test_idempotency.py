@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import func, select, text
 
 from app.audit.models import AuditEvent
+from app.core.models import table_of
 from app.idempotency.models import IdempotentRequest
 from app.idempotency.store import IdempotencyKey, StoredAnswer
 from app.orders.models import OrderUse
@@ -19,9 +20,9 @@ from tests.conftest import auth
 from tests.disclosures.test_disclosures import order, request
 
 Token = Callable[..., str]
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-USES = OrderUse.__table__  # type: ignore[attr-defined]
-ROWS = IdempotentRequest.__table__  # type: ignore[attr-defined]
+EVENTS = table_of(AuditEvent)
+USES = table_of(OrderUse)
+ROWS = table_of(IdempotentRequest)
 
 
 def headers(api_key: str, idempotency_key: str) -> dict[str, str]:

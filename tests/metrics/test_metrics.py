@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.core.problems import StoreUnavailable
 from app.metrics import RATE_LIMITED, MeasuredStore
-from app.orders.models import Category
+from app.records.categories import Category
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 CASE = "2026-CR-777001"
@@ -34,15 +35,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(metrics="open")
 
 
-def body(token: str, patron: str = DEMO_PATRON) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": patron,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+body = disclosure_body
 
 
 async def scrape(

@@ -13,14 +13,16 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit import service as audit_service
+from app.core.models import table_of
 from app.notices import service
 from app.notices.models import Notice
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
-NOTICES = Notice.__table__  # type: ignore[attr-defined]
+NOTICES = table_of(Notice)
 
 
 def today() -> dt.date:
@@ -28,14 +30,9 @@ def today() -> dt.date:
 
 
 def body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation", "holds"],
-        "from": "2026-02-01",
-        "to": "2026-05-31",
-        "court_order": token,
-    }
+    return disclosure_body(
+        token, categories=["circulation", "holds"], start="2026-02-01", end="2026-05-31"
+    )
 
 
 async def disclose(

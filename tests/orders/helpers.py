@@ -10,8 +10,8 @@ from typing import Any
 from app.core.reasons import Reason
 from app.orders.checks import OrderCheck
 from app.orders.issuing import make_claims, sign_compact
+from app.orders.jose import b64url_encode
 from app.orders.tokens import ORDER_TYP
-from app.orders.trust import b64url_encode
 
 COOK = "https://courts.example/il-cook"
 DUPAGE = "https://courts.example/il-dupage"

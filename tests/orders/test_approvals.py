@@ -11,14 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.config import Settings
 from app.main import create_app
 from app.orders.approvals import APPROVAL_TYP, ApprovalVerifier, issue_approval
 from app.orders.issuing import generate_key_pair, issuer_entry, sign_compact
+from app.orders.jose import b64url_decode, b64url_encode
 from app.orders.tokens import ORDER_TYP
-from app.orders.trust import TrustStore, b64url_decode, b64url_encode
+from app.orders.trust import TrustStore
 from app.records.demo import DEMO_PATRON
 from app.runtime import build_runtime
 from tests.conftest import COURT_ISS, COURT_KID, JURISDICTION, auth, migrate

@@ -22,8 +22,9 @@ from app.orders.issuing import (
     sign_compact,
     write_private_key,
 )
+from app.orders.jose import b64url_decode
 from app.orders.tokens import OrderVerifier
-from app.orders.trust import TrustStore, TrustStoreError, b64url_decode
+from app.orders.trust import TrustStore, TrustStoreError
 
 from .conftest import SigningKeys
 from .helpers import COOK, DUPAGE, NOW, NOW_TS, claims

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from app.core.reasons import Reason
 from app.orders.issuing import load_private_key, sign_compact
+from app.orders.jose import b64url_decode, b64url_encode
 from app.orders.tokens import OrderVerifier
-from app.orders.trust import TrustStore, b64url_decode, b64url_encode
+from app.orders.trust import TrustStore
 
 from .conftest import SigningKeys
 from .helpers import (
@@ -450,7 +451,7 @@ def test_deeply_nested_payload(verifier: OrderVerifier, signing_keys: SigningKey
 
 def test_one_mebibyte_token_is_refused_before_decoding(verifier: OrderVerifier) -> None:
     token = "a" * (1024 * 1024 - 2) + ".b.c"
-    with mock.patch("app.orders.tokens.b64url_decode", side_effect=AssertionError("decoded")):
+    with mock.patch("app.orders.jose.b64url_decode", side_effect=AssertionError("decoded")):
         check = verifier.verify(token, NOW)
     assert_denied(check, R.ORDER_MALFORMED)
 

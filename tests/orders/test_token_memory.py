@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from app.core.reasons import Reason
-from app.orders import tokens
+from app.orders import jose
 from app.orders.tokens import CHECKED_TOKENS, OrderVerifier
 from app.orders.trust import TrustStore
 
@@ -24,13 +24,13 @@ from .helpers import NOW, NOW_TS, assert_denied, claims, signed
 @pytest.fixture
 def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    real = tokens._signature_ok
+    real = jose.signature_ok
 
     def counting(token: str, key: object) -> bool:
         seen.append(token)
         return real(token, key)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(tokens, "_signature_ok", counting)
+    monkeypatch.setattr(jose, "signature_ok", counting)
     return seen
 
 

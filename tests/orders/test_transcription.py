@@ -15,12 +15,14 @@ import pytest
 
 from app.audit import service as audit_service
 from app.core.config import Settings
+from app.core.startup import StartupError
 from app.orders.approvals import issue_approval
 from app.orders.issuing import generate_key_pair, issue_order, issuer_entry, make_claims
 from app.orders.trust import TrustStore, TrustStoreError
 from app.records.demo import DEMO_PATRON
-from app.runtime import Runtime, StartupError, build_runtime
+from app.runtime import Runtime, build_runtime
 from tests.conftest import COURT_ISS, JURISDICTION, auth, migrate
+from tests.factories import disclosure_body
 
 CUSTODIAN_ISS = "https://library.example/custodian"
 COUNSEL_ISS = "https://library.example/counsel"
@@ -92,17 +94,9 @@ def approval(library_keys: Keys, approver: str, jti: str = "transcribed-1") -> s
 
 
 def body(token: str, approval_token: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
-    if approval_token is not None:
-        out["counsel_approval"] = approval_token
-    return out
+    if approval_token is None:
+        return disclosure_body(token)
+    return disclosure_body(token, counsel_approval=approval_token)
 
 
 def codes(response: httpx.Response) -> list[str]:

@@ -11,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.orders.issuing import issuer_entry, load_private_key, public_jwk
-from app.orders.trust import TrustStore, TrustStoreError, b64url_encode
+from app.orders.jose import b64url_encode
+from app.orders.trust import TrustStore, TrustStoreError
 
 from .conftest import SigningKeys
 from .helpers import COOK, DUPAGE

@@ -12,10 +12,12 @@ from typing import Any
 from app.core.config import BUNDLED_POLICY
 from app.core.reasons import Reason
 from app.orders.checks import OrderCheck, TrustedIssuer
-from app.orders.models import Category, OrderClaims
-from app.policy.decision import AccessRequest, Decision, OrderState, Period
+from app.orders.models import OrderClaims
+from app.policy.decision import AccessRequest, Decision, OrderState
 from app.policy.engine import evaluate
 from app.policy.models import LoadedPolicy, load_policy, parse_policy
+from app.records.categories import Category
+from app.records.obligations import Period
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 PATRON = "P000123"

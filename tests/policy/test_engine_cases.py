@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from app.core.reasons import Reason, message_of
-from app.orders.models import Category
-from app.policy.decision import AccessRequest, Effect, Obligations, OrderState, Period
+from app.policy.decision import AccessRequest, Effect, OrderState
 from app.policy.engine import CLAIM_RULES, decision_json, evaluate
 from app.policy.models import LoadedPolicy, PurposeRules
+from app.records.categories import Category
+from app.records.obligations import Obligations, Period
 
 from .factories import (
     DEFAULT_POLICY,

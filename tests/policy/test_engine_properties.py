@@ -17,10 +17,12 @@ from hypothesis import strategies as st
 
 from app.core.reasons import Reason
 from app.orders.checks import OrderCheck, TrustedIssuer
-from app.orders.models import Category, Instrument, OrderClaims
-from app.policy.decision import AccessRequest, Decision, Effect, OrderState, Period
+from app.orders.models import Instrument, OrderClaims
+from app.policy.decision import AccessRequest, Decision, Effect, OrderState
 from app.policy.engine import decision_json, evaluate
 from app.policy.models import LoadedPolicy
+from app.records.categories import Category
+from app.records.obligations import Period
 
 from .factories import DEFAULT_POLICY, ISS, MAPPING, NOW, claims_dict, policy_from
 

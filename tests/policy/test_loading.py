@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import BUNDLED_POLICY
-from app.orders.models import Category, Instrument
+from app.orders.models import Instrument
 from app.policy.models import (
     LoadedPolicy,
     Policy,
@@ -18,6 +18,7 @@ from app.policy.models import (
     load_policy,
     parse_policy,
 )
+from app.records.categories import Category
 
 #: A valid policy with every section written out; faults are spliced into it by line.
 VALID = """\

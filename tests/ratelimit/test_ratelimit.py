@@ -15,16 +15,18 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import Caller, add_client
+from app.callers.service import Caller
 from app.core.config import Settings
 from app.core.problems import RateLimited, StateUnavailable
+from app.core.startup import StartupError
 from app.main import create_app
 from app.metrics import REGISTRY
 from app.ratelimit import DatabaseCounter, RateLimiter, RedisCounter, limiter_of
 from app.ratelimit.limiter import WINDOW_SECONDS
 from app.records.demo import DEMO_PATRON
-from app.runtime import Runtime, StartupError, build_runtime
+from app.runtime import Runtime, build_runtime
 from tests.conftest import auth, migrate
 from tests.databases import require
 

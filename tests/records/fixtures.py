@@ -14,9 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.core.database import create_engine
-from app.orders.models import Category
-from app.policy.decision import Obligations, Period
+from app.records.categories import Category
 from app.records.mapping import RecordsMapping, parse_mapping
+from app.records.obligations import Obligations, Period
 
 ALPHA = "P-ALPHA"
 BRAVO = "P-BRAVO"

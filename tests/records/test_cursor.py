@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.orders.models import Category
+from app.records.categories import Category
 from app.records.cursor import (
     CursorInvalid,
     decode_cursor,

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.orders.models import Category
-from app.policy.decision import Obligations, Period
+from app.records.categories import Category
 from app.records.demo import (
     DEMO_BUSY_PATRON,
     DEMO_FROM,
@@ -26,6 +25,7 @@ from app.records.demo import (
     create_demo_store,
 )
 from app.records.mapping import load_mapping
+from app.records.obligations import Obligations, Period
 from app.records.sql_store import SqlRecordsStore
 from tests.databases import mariadb_database, postgres_database
 from tests.records.conftest import StoreFactory

@@ -21,14 +21,14 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.calendar import LibraryClock
 from app.core.config import Settings
-from app.orders.models import Category
-from app.policy.decision import Obligations, Period
 from app.policy.models import parse_policy
+from app.records.categories import Category
 from app.records.mapping import MappingError, load_mapping, parse_mapping, validate_against_policy
+from app.records.obligations import Obligations, Period
 from app.records.sql_store import SqlRecordsStore
 from app.runtime import build_runtime
 from tests.conftest import auth, migrate

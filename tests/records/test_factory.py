@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from app.orders.models import Category
+from app.records.categories import Category
 from app.records.demo import DEMO_MAPPING
 from app.records.factory import (
     KINDS,

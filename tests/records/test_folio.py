@@ -22,8 +22,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.problems import StoreUnavailable
-from app.orders.models import Category
-from app.policy.decision import Obligations, Period
+from app.records.categories import Category
 from app.records.cursor import CursorInvalid, encode_cursor
 from app.records.factory import build_store
 from app.records.folio_store import (
@@ -33,6 +32,7 @@ from app.records.folio_store import (
     event_query,
 )
 from app.records.mapping import MappingError, RecordsMapping, load_mapping, parse_mapping
+from app.records.obligations import Obligations, Period
 from app.records.sql_schema import StoreLoginError
 from tests.records.folio_fake import (
     PASSWORD,

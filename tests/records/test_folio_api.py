@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.core.config import Settings
 from app.runtime import Runtime, StartupError, build_runtime
 from tests.conftest import auth, migrate

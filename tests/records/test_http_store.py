@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from app.core.problems import StoreUnavailable
-from app.orders.models import Category
-from app.policy.decision import Obligations
+from app.records.categories import Category
 from app.records.cursor import CursorInvalid, encode_cursor
 from app.records.http_store import HttpRecordsStore
 from app.records.mapping import RecordsMapping, parse_mapping
+from app.records.obligations import Obligations
 from tests.records.fixtures import PERIOD
 from tests.records.upstream import PAGED_TOTAL, PATRON, Upstream, running_upstream
 

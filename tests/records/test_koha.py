@@ -26,10 +26,10 @@ from sqlalchemy.engine import make_url
 from app.cli import main
 from app.core.calendar import LibraryClock
 from app.core.config import BUNDLED_POLICY
-from app.orders.models import Category
-from app.policy.decision import Obligations, Period
 from app.policy.models import load_policy
+from app.records.categories import Category
 from app.records.mapping import load_mapping, validate_against_policy
+from app.records.obligations import Obligations, Period
 from app.records.sql_store import SqlRecordsStore
 from tests.databases import mariadb_database
 

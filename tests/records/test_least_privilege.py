@@ -22,9 +22,9 @@ from sqlalchemy.engine import make_url
 
 from app.cli import main
 from app.core.database import create_engine
-from app.orders.models import Category
-from app.policy.decision import Obligations
+from app.records.categories import Category
 from app.records.mapping import MappingError, parse_mapping
+from app.records.obligations import Obligations
 from app.records.sql_schema import StoreLoginError
 from app.records.sql_store import SqlRecordsStore
 from tests.databases import mariadb_database, postgres_database
@@ -350,7 +350,8 @@ def test_start_up_refuses_with_the_same_words(
 ) -> None:
     from app.core.config import Settings
     from app.core.secrets import ensure_instance_secrets
-    from app.runtime import StartupError, build_runtime
+    from app.core.startup import StartupError
+    from app.runtime import build_runtime
 
     with server() as (_admin_url, url, admin):
         user = make_url(url).username

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.orders.models import Category
+from app.records.categories import Category
 from app.records.demo import DEMO_MAPPING
 from app.records.mapping import (
     HttpCategory,

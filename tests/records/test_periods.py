@@ -24,11 +24,11 @@ import sqlalchemy as sa
 
 from app.core.calendar import UTC, LibraryClock, local_midnight
 from app.core.database import create_engine
-from app.orders.models import Category
-from app.policy.decision import Obligations, Period
 from app.records.base import StoreValueMalformed
+from app.records.categories import Category
 from app.records.http_store import HttpRecordsStore
 from app.records.mapping import MappingError, parse_mapping
+from app.records.obligations import Obligations, Period
 from app.records.periods import MalformedTime, TimeFrame, TimeKind, parse_iso
 from app.records.sql_store import SqlRecordsStore
 from tests.databases import mariadb_database, postgres_database

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app.core.database import create_engine
 from app.core.problems import StoreUnavailable
-from app.orders.models import Category
+from app.records.categories import Category
 from app.records.cursor import CursorInvalid, encode_cursor
 from app.records.mapping import MappingError, parse_mapping
 from tests.records import fixtures

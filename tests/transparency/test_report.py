@@ -16,12 +16,13 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from app.admin.clients import add_client
 from app.callers.models import Role
-from app.callers.service import add_client
 from app.cli import main
 from app.core.config import Settings
 from app.main import create_app
-from app.orders.models import Category, Instrument
+from app.orders.models import Instrument
+from app.records.categories import Category
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from app.runtime import build_runtime
 from app.transparency import router as transparency_router

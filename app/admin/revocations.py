@@ -5,55 +5,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import and_, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.audit.entries import Revoke
 from app.audit.models import AuditEvent
 from app.audit.writer import Appended, AuditWriter, Entry
-from app.core.models import utcnow
+from app.core.models import table_of
 from app.core.problems import BulwarkError
 from app.core.reasons import Reason
-from app.orders.models import OrderClaims, OrderUse, Revocation
-from app.policy.decision import OrderState
+from app.orders.models import OrderUse, Revocation
 
-REVOCATIONS = Revocation.__table__  # type: ignore[attr-defined]
-USES = OrderUse.__table__  # type: ignore[attr-defined]
-EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-
-#: How many spent or revoked orders one process remembers (oldest forgotten first).
-SPENT_ORDERS_REMEMBERED = 10_000
-
-
-class SpentOrders:
-    """Orders this process has seen used up or revoked.
-
-    Both facts only ever become true (a use is never given back, a revocation never lifted),
-    so remembering them is always safe; an order missing here may still be spent elsewhere,
-    which the audit transaction's re-check under the chain's lock catches. The disclosure
-    path uses this to refuse a replayed order without reading the store at all.
-    """
-
-    def __init__(self, capacity: int = SPENT_ORDERS_REMEMBERED) -> None:
-        self._capacity = capacity
-        self._known: dict[tuple[str, str], OrderState] = {}
-
-    def state(self, claims: OrderClaims | None) -> OrderState:
-        """What is known of ``claims``'s order; a fresh order if nothing is."""
-        if claims is None:
-            return OrderState()
-        return self._known.get((claims.iss, claims.jti), OrderState())
-
-    def learn(self, claims: OrderClaims, appended: Appended) -> None:
-        """Remember what an append found under the lock: revoked, or every use spent."""
-        revoked = Reason.ORDER_REVOKED in appended.refused
-        uses = appended.uses or 0
-        if not revoked and uses < claims.max_uses:
-            return
-        key = (claims.iss, claims.jti)
-        self._known.pop(key, None)
-        if len(self._known) >= self._capacity:
-            self._known.pop(next(iter(self._known)))
-        self._known[key] = OrderState(revoked=revoked, uses=max(uses, claims.max_uses))
+REVOCATIONS = table_of(Revocation)
+USES = table_of(OrderUse)
+EVENTS = table_of(AuditEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,18 +80,7 @@ async def revoke_order(
     """
     if not pre_emptive and not await order_seen(state, iss, jti):
         raise OrderNeverSeen()
-    found: dict[str, bool] = {}
-
-    async def apply(conn: AsyncConnection) -> None:
-        key = and_(REVOCATIONS.c.iss == iss, REVOCATIONS.c.jti == jti)
-        exists = (await conn.execute(select(REVOCATIONS.c.jti).where(key))).first() is not None
-        found["already"] = exists
-        if not exists:
-            await conn.execute(
-                insert(REVOCATIONS).values(
-                    iss=iss, jti=jti, reason=reason, revoked_by=by, revoked_at=utcnow()
-                )
-            )
+    change = Revoke(iss, jti, reason, by)
 
     appended = await audit.append(
         Entry(
@@ -140,7 +94,7 @@ async def revoke_order(
                 **({"pre_emptive": True} if pre_emptive else {}),
             },
             caller_id=caller_id,
-            apply=apply,
+            change=change,
         )
     )
-    return RevocationResult(iss, jti, found.get("already", False), appended)
+    return RevocationResult(iss, jti, change.already, appended)

@@ -15,7 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.callers.models import Role
 from app.callers.service import KEY_PREFIX, Caller, hash_key
 from app.core.clock import clock_of
-from app.core.problems import AuthError, BulwarkError, ForbiddenError, StateUnavailable
+from app.core.database import state_errors
+from app.core.problems import AuthError, ForbiddenError
 from app.ratelimit import limiter_of
 from app.ratelimit.unknown_keys import client_address, guard_of
 from app.runtime import Runtime
@@ -79,12 +80,8 @@ async def guarded_lookup(request: Request, runtime: Runtime, key: str) -> Caller
 
 async def _lookup(runtime: Runtime, key: str, *, live: bool) -> Caller:
     """The caller of ``key``; 503 state.unavailable (not a 500) when the state database fails."""
-    try:
+    with state_errors():
         return await runtime.callers.authenticate(key, live=live)
-    except BulwarkError:
-        raise
-    except Exception:
-        raise StateUnavailable() from None
 
 
 def require_roles(*roles: Role, live: bool = True) -> Callable[..., Awaitable[Caller]]:

@@ -21,9 +21,11 @@ from app.core.config import Settings
 from app.core.reasons import Reason
 from app.orders.approvals import ApprovalCheck, ApprovalVerifier
 from app.orders.checks import OrderCheck
-from app.orders.tokens import OrderVerifier, _parse_compact
-from app.policy.decision import AccessRequest, Decision, OrderState, Period
+from app.orders.jose import parse_compact
+from app.orders.tokens import OrderVerifier
+from app.policy.decision import AccessRequest, Decision, OrderState
 from app.policy.engine import evaluate
+from app.records.obligations import Period
 from app.runtime import load_static
 
 #: Reasons ``orders issue`` does not hold against a new order: counsel's approval is signed
@@ -72,7 +74,7 @@ def preflight(
     approved: ApprovalCheck | None = None
     if approval is not None:
         approved = ApprovalVerifier(trust.counsel_issuers, **limits).verify(approval, moment)
-    parsed = _parse_compact(token, settings.max_token_bytes)
+    parsed = parse_compact(token, settings.max_token_bytes)
     header, claims = (parsed.header, parsed.payload) if parsed is not None else ({}, {})
     decision = evaluate(
         _widest_request(check, policy.purposes),

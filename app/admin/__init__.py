@@ -1,0 +1,1 @@
+"""Audited administration: client keys and order revocations (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""The API wiring layer: dependencies every router shares (docs/architecture.md)."""
