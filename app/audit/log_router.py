@@ -84,6 +84,28 @@ async def _guard(coro: Any) -> Any:
         return await coro
 
 
+async def _inclusion(
+    runtime: Runtime, index: int, size: int | None, *, published: bool
+) -> InclusionProof:
+    """The inclusion proof of leaf ``index`` in the checkpoint of ``size`` (None: newest)."""
+    proof = await _guard(
+        tlog.inclusion(runtime.state, log_config(runtime), index, size, published=published)
+    )
+    return InclusionProof.model_validate(proof)
+
+
+async def _consistency(
+    runtime: Runtime, old: int, new: int, *, published: bool, any_old: bool = False
+) -> ConsistencyProof:
+    """The consistency proof between the checkpoints of sizes ``old`` and ``new``."""
+    proof = await _guard(
+        tlog.consistency(
+            runtime.state, log_config(runtime), old, new, published=published, any_old=any_old
+        )
+    )
+    return ConsistencyProof.model_validate(proof)
+
+
 # --------------------------------------------------------------------------- /v1 (keys)
 
 
@@ -117,10 +139,7 @@ async def inclusion_for_auditors(
     size: int | None = Query(None, ge=1, le=2**62, description="A checkpointed tree size."),
 ) -> InclusionProof:
     """Against any checkpoint the log signed (default: the newest); see docs/auditors.md."""
-    proof = await _guard(
-        tlog.inclusion(runtime.state, log_config(runtime), seq - 1, size, published=False)
-    )
-    return InclusionProof.model_validate(proof)
+    return await _inclusion(runtime, seq - 1, size, published=False)
 
 
 @api_router.get(
@@ -137,10 +156,7 @@ async def consistency_for_auditors(
     new: NewSize,
 ) -> ConsistencyProof:
     """Both sizes must have been checkpointed (an old size of 0 is the empty tree)."""
-    proof = await _guard(
-        tlog.consistency(runtime.state, log_config(runtime), old, new, published=False)
-    )
-    return ConsistencyProof.model_validate(proof)
+    return await _consistency(runtime, old, new, published=False)
 
 
 @api_router.get(
@@ -158,10 +174,7 @@ async def receipt(
     """Any answer that recorded a decision carried `audit.leaf_index` and `leaf_hash`; this
     proves that leaf is in a checkpoint the witnesses cosigned. 404 `log.no_checkpoint`
     until one containing it is published."""
-    proof = await _guard(
-        tlog.inclusion(runtime.state, log_config(runtime), seq - 1, None, published=True)
-    )
-    return InclusionProof.model_validate(proof)
+    return await _inclusion(runtime, seq - 1, None, published=True)
 
 
 NoticeId = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
@@ -197,10 +210,7 @@ async def notice_proof(
     seq = await _guard(find())
     if seq is None:
         raise BulwarkError(Reason.REQUEST_NOT_FOUND, "No such notice, or not yet due.")
-    proof = await _guard(
-        tlog.inclusion(runtime.state, log_config(runtime), seq - 1, None, published=True)
-    )
-    return InclusionProof.model_validate(proof)
+    return await _inclusion(runtime, seq - 1, None, published=True)
 
 
 # --------------------------------------------------------------------------- /log (public view)
@@ -272,10 +282,7 @@ async def public_inclusion(
 ) -> InclusionProof:
     """The leaf index is the receipt's `leaf_index`."""
     await _reader(request, runtime, credentials)
-    proof = await _guard(
-        tlog.inclusion(runtime.state, log_config(runtime), index, size, published=True)
-    )
-    return InclusionProof.model_validate(proof)
+    return await _inclusion(runtime, index, size, published=True)
 
 
 @public_router.get(
@@ -294,10 +301,7 @@ async def public_consistency(
 ) -> ConsistencyProof:
     """What a mirror or monitor checks each new checkpoint with."""
     await _reader(request, runtime, credentials)
-    proof = await _guard(
-        tlog.consistency(runtime.state, log_config(runtime), old, new, published=True)
-    )
-    return ConsistencyProof.model_validate(proof)
+    return await _consistency(runtime, old, new, published=True)
 
 
 #: The tile path as the document declares it (what ``_TILE`` and the width check accept).
@@ -378,11 +382,7 @@ async def witness_consistency(
     """Unlike `/v1/log/proof/consistency`, the new checkpoint need not be witnessed yet, and
     the old size need only be one the witness cosigned."""
     await _reader(request, runtime, credentials)
-    config = log_config(runtime)
-    proof = await _guard(
-        tlog.consistency(runtime.state, config, old, new, published=False, any_old=True)
-    )
-    return ConsistencyProof.model_validate(proof)
+    return await _consistency(runtime, old, new, published=False, any_old=True)
 
 
 @public_router.post(
