@@ -60,6 +60,7 @@ from app.records.cursor import CursorInvalid, decode_cursor, encode_cursor, requ
 from app.records.mapping import Identifier, MappedCategory, MappingError, RecordsMapping
 from app.records.obligations import Obligations, Period
 from app.records.sql_schema import StoreLoginError
+from app.records.upstream_http import SCALARS, read_bounded, unavailable
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -71,7 +72,6 @@ FIELD_PATH_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63
 FieldPath = Annotated[str, Field(pattern=FIELD_PATH_PATTERN)]
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_SCALARS = (str, int, float, bool, type(None))
 #: FOLIO's own page cap is 1000 on most modules; Bulwark never asks for more.
 MAX_FOLIO_PAGE = 1000
 MIN_FOLIO_PAGE = 50
@@ -242,10 +242,10 @@ class FolioRecordsStore:
                 return Page([] if record is None else [record], None)
             return await self._events(mapping, names, obligations.period, user, limit, offset)
         except FolioDateMalformed as exc:
-            _unavailable(category, exc)  # logged as any fault; counted by the metrics
+            unavailable(category, exc, FolioFault)  # logged as any fault; counted by the metrics
             raise StoreValueMalformed(category) from None
         except (FolioFault, httpx.HTTPError, TimeoutError) as exc:
-            raise _unavailable(category, exc) from None
+            raise unavailable(category, exc, FolioFault) from None
 
     # -- the patron --------------------------------------------------------------------------
 
@@ -383,7 +383,9 @@ class FolioRecordsStore:
                 "X-Okapi-Tenant": self._credentials.tenant,
                 "X-Okapi-Token": token,
             }
-            status, body = await self._exchange("GET", self._base + path, headers, params=params)
+            status, body, _ = await self._exchange_full(
+                "GET", self._base + path, headers, params=params
+            )
             if status == 401 and attempt == 1:
                 self._drop(token)
                 continue
@@ -461,20 +463,6 @@ class FolioRecordsStore:
         remaining = (expires - dt.datetime.now(dt.UTC)).total_seconds() - EXPIRY_MARGIN_SECONDS
         return time.monotonic() + max(remaining, 0.0)
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        *,
-        params: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-    ) -> tuple[int, bytes]:
-        status, body, _ = await self._exchange_full(
-            method, url, headers, params=params, content=content
-        )
-        return status, body
-
     async def _exchange_full(
         self,
         method: str,
@@ -495,19 +483,10 @@ class FolioRecordsStore:
             response = await self._client.send(request, stream=True, follow_redirects=False)
             self._client.cookies.clear()  # no await since send() stored them: none leaks
             try:
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self._max_bytes:
-                    raise FolioFault(f"answered more than {self._max_bytes} bytes")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self._max_bytes:
-                        raise FolioFault(f"answered more than {self._max_bytes} bytes")
-                    chunks.append(chunk)
+                body = await read_bounded(response, self._max_bytes, FolioFault)
             finally:
                 await response.aclose()
-        return response.status_code, b"".join(chunks), response
+        return response.status_code, body, response
 
 
 def _login_failure(status: int) -> FolioFault:
@@ -587,27 +566,11 @@ def _record(mapping: FolioCategory, names: tuple[str, ...], item: Mapping[str, A
     record: Record = {}
     for name in names:
         value = _member(item, mapping.fields[name])
-        if not isinstance(value, _SCALARS):
+        if not isinstance(value, SCALARS):
             # A nested object or list could carry unmapped data out.
             raise FolioFault(f"answered malformed data (field {mapping.fields[name]!r})")
         record[name] = value
     return record
-
-
-def _unavailable(category: Category, exc: BaseException) -> StoreUnavailable:
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        reason = "timed out"
-    elif isinstance(exc, FolioFault):
-        reason = str(exc)
-    else:
-        reason = "could not be reached"
-    logger.warning(
-        "records store fetch failed",
-        extra={"category": category.value, "error_type": type(exc).__name__},
-    )
-    return StoreUnavailable(
-        f"The records store {reason} for category {category.value!r}; nothing was released."
-    )
 
 
 def build_folio_store(

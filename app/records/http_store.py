@@ -41,10 +41,10 @@ from app.records.cursor import CursorInvalid, decode_cursor, encode_cursor, requ
 from app.records.mapping import PATRON_PLACEHOLDER, HttpCategory, MappingError, RecordsMapping
 from app.records.obligations import Obligations
 from app.records.periods import MalformedTime, TimeFrame
+from app.records.upstream_http import SCALARS, read_bounded, unavailable
 
 logger = logging.getLogger("bulwark.records")
 
-_SCALARS = (str, int, float, bool, type(None))
 _DAY = dt.timedelta(days=1)
 #: Longest upstream cursor passed on; ours wraps it, and cursors stay URL-sized.
 MAX_UPSTREAM_CURSOR = 2048
@@ -129,7 +129,7 @@ class HttpRecordsStore:
             )
             raise StoreValueMalformed(category) from None
         except (UpstreamFault, httpx.HTTPError, TimeoutError) as exc:
-            raise _unavailable(category, exc) from None
+            raise unavailable(category, exc, UpstreamFault) from None
         next_cursor = _next_cursor(category, upstream_cursor, next_upstream, consumed, len(items))
         return Page(records, next_cursor)
 
@@ -167,17 +167,7 @@ class HttpRecordsStore:
         try:
             if not response.is_success:
                 raise UpstreamFault(f"answered with status {response.status_code}")
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self._max_bytes:
-                raise UpstreamFault(f"answered more than {self._max_bytes} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self._max_bytes:
-                    raise UpstreamFault(f"answered more than {self._max_bytes} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return await read_bounded(response, self._max_bytes, UpstreamFault)
         finally:
             await response.aclose()
 
@@ -270,7 +260,7 @@ class _Narrowing:
         record: Record = {}
         for name in self.names:
             key = mapping.fields[name]
-            if key not in item or not isinstance(item[key], _SCALARS):
+            if key not in item or not isinstance(item[key], SCALARS):
                 raise UpstreamFault(f"answered malformed data (field {key!r})")
             value = item[key]
             # A period member leaves as a placed time: a datetime with its offset.
@@ -325,19 +315,3 @@ def _next_cursor(
     if upstream_next is not None:
         return encode_cursor(category, {"u": upstream_next, "s": 0})
     return None
-
-
-def _unavailable(category: Category, exc: BaseException) -> StoreUnavailable:
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        reason = "timed out"
-    elif isinstance(exc, UpstreamFault):
-        reason = str(exc)
-    else:
-        reason = "could not be reached"
-    logger.warning(
-        "records store fetch failed",
-        extra={"category": category.value, "error_type": type(exc).__name__},
-    )
-    return StoreUnavailable(
-        f"The records store {reason} for category {category.value!r}; nothing was released."
-    )
