@@ -26,7 +26,7 @@ from app.orders.tokens import OrderVerifier
 from app.policy.decision import AccessRequest, Decision, OrderState
 from app.policy.engine import evaluate
 from app.records.obligations import Period
-from app.runtime import load_static
+from app.runtime import load_static, verifier_limits
 
 #: Reasons ``orders issue`` does not hold against a new order: counsel's approval is signed
 #: after the order (``orders approve``), and an order may take effect later (``nbf``).
@@ -63,13 +63,7 @@ def preflight(
     """
     moment = now or dt.datetime.now(dt.UTC)
     policy, trust, mapping = load_static(settings)
-    limits: dict[str, Any] = {
-        "audience": settings.audience,
-        "allowed_algorithms": settings.allowed_algorithms,
-        "clock_skew_seconds": policy.policy.clock_skew_seconds,
-        "max_lifetime_days": policy.policy.max_order_lifetime_days,
-        "max_token_bytes": settings.max_token_bytes,
-    }
+    limits = verifier_limits(settings, policy)
     check = OrderVerifier(trust, **limits).verify(token, moment)
     approved: ApprovalCheck | None = None
     if approval is not None:

@@ -36,6 +36,7 @@ from app.disclosures.spent import SpentOrders
 from app.idempotency.store import IdempotencyStore
 from app.metrics import MeasuredStore, observe_audit_append
 from app.orders.approvals import ApprovalVerifier
+from app.orders.jose import VerifierLimits
 from app.orders.tokens import OrderVerifier
 from app.orders.trust import TrustStore, TrustStoreError
 from app.policy.models import LoadedPolicy, PolicyError, load_policy
@@ -147,22 +148,9 @@ async def build_runtime(settings: Settings) -> Runtime:
         await http.aclose()
         await state.dispose()
         raise
-    verifier = OrderVerifier(
-        trust,
-        audience=settings.audience,
-        allowed_algorithms=settings.allowed_algorithms,
-        clock_skew_seconds=policy.policy.clock_skew_seconds,
-        max_lifetime_days=policy.policy.max_order_lifetime_days,
-        max_token_bytes=settings.max_token_bytes,
-    )
-    approvals = ApprovalVerifier(
-        trust.counsel_issuers,
-        audience=settings.audience,
-        allowed_algorithms=settings.allowed_algorithms,
-        clock_skew_seconds=policy.policy.clock_skew_seconds,
-        max_lifetime_days=policy.policy.max_order_lifetime_days,
-        max_token_bytes=settings.max_token_bytes,
-    )
+    limits = verifier_limits(settings, policy)
+    verifier = OrderVerifier(trust, **limits)
+    approvals = ApprovalVerifier(trust.counsel_issuers, **limits)
     fingerprint = ConfigFingerprint.of(
         settings,
         policy_sha256=policy.sha256,
@@ -197,6 +185,17 @@ async def build_runtime(settings: Settings) -> Runtime:
         config_fingerprint=fingerprint,
         log=log,
     )
+
+
+def verifier_limits(settings: Settings, policy: LoadedPolicy) -> VerifierLimits:
+    """What the order and approval verifiers accept, from the settings and the policy."""
+    return {
+        "audience": settings.audience,
+        "allowed_algorithms": settings.allowed_algorithms,
+        "clock_skew_seconds": policy.policy.clock_skew_seconds,
+        "max_lifetime_days": policy.policy.max_order_lifetime_days,
+        "max_token_bytes": settings.max_token_bytes,
+    }
 
 
 def tlog_config(settings: Settings, policy: LoadedPolicy) -> LogConfig:

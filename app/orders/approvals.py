@@ -20,7 +20,6 @@ the policy engine's (rule ``counsel.approval``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,7 +29,6 @@ from app.core.reasons import Reason
 from app.orders import jose
 from app.orders.issuing import sign_compact
 from app.orders.models import ShortText, numeric_date
-from app.orders.trust import IssuerRegistry
 
 #: The only ``typ`` a counsel approval may carry (compared exactly).
 APPROVAL_TYP: Final = "counsel-approval+jwt"
@@ -85,40 +83,15 @@ class ApprovalCheck:
         return self.order is not None and not self.failures
 
 
-class ApprovalVerifier:
+class ApprovalVerifier(jose.TokenVerifier):
     """Checks counsel approvals against the trust store's ``counsel`` registry.
 
     Args:
-        counsel: the counsel issuers and their keys (``TrustStore.counsel_issuers``).
-        audience: the ``aud`` value that names this deployment.
-        allowed_algorithms: the signature algorithms accepted (asymmetric only).
-        clock_skew_seconds: how far ``exp``, ``nbf`` and ``iat`` may be off.
-        max_lifetime_days: the longest ``exp - iat`` accepted.
-        max_token_bytes: tokens longer than this are refused before any decoding.
+        registry: the counsel issuers and their keys (``TrustStore.counsel_issuers``).
+        **limits: the :class:`app.orders.jose.VerifierLimits`.
     """
 
-    __slots__ = ("_allowed", "_audience", "_counsel", "_keys", "_max_bytes", "_max_life", "_skew")
-
-    def __init__(
-        self,
-        counsel: IssuerRegistry,
-        *,
-        audience: str,
-        allowed_algorithms: Collection[str],
-        clock_skew_seconds: int,
-        max_lifetime_days: int,
-        max_token_bytes: int = 16384,
-    ) -> None:
-        jose.check_verifier_settings(
-            allowed_algorithms, clock_skew_seconds, max_lifetime_days, max_token_bytes
-        )
-        self._counsel = counsel
-        self._audience = audience
-        self._allowed = frozenset(allowed_algorithms)
-        self._skew = clock_skew_seconds
-        self._max_life = max_lifetime_days * 86400
-        self._max_bytes = max_token_bytes
-        self._keys = jose.wrap_keys(counsel)
+    __slots__ = ()
 
     def verify(self, token: str, now: dt.datetime) -> ApprovalCheck:
         """Check ``token`` at ``now`` (timezone-aware); never raises for a bad token."""
@@ -128,7 +101,7 @@ class ApprovalVerifier:
         if parsed is None:
             return _refused([Reason.ORDER_MALFORMED])
         failures = jose.header_failures(parsed.header, self._allowed, APPROVAL_TYP)
-        _, key = jose.resolve_key(parsed, self._counsel, self._keys, self._allowed, failures)
+        _, key = jose.resolve_key(parsed, self._registry, self._keys, self._allowed, failures)
         if key is None:
             return _refused(failures)
         if not jose.signature_ok(token, key):
@@ -148,7 +121,11 @@ class ApprovalVerifier:
             failures.append(Reason.ORDER_CLAIMS_INVALID)
         failures.extend(
             jose.registered_claim_failures(
-                payload, now, audience=self._audience, skew=self._skew, max_lifetime=self._max_life
+                payload,
+                now,
+                audience=self._audience,
+                skew=self._skew,
+                max_lifetime=self._max_lifetime,
             )
         )
         return claims

@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict, TypeGuard, Unpack
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -144,6 +144,52 @@ def check_verifier_settings(
 def wrap_keys(registry: IssuerRegistry) -> dict[tuple[str, str], VerifyingKey]:
     """Every key of ``registry``, wrapped for python-jose once, so that a request parses none."""
     return {(key.iss, key.kid): VerifyingKey(key, jose_key(key)) for key in registry.keys}
+
+
+class VerifierLimits(TypedDict):
+    """What a token verifier accepts (the keyword arguments of :class:`TokenVerifier`)."""
+
+    #: The ``aud`` value that names this deployment.
+    audience: str
+    #: The signature algorithms accepted (asymmetric only).
+    allowed_algorithms: Collection[str]
+    #: How far ``exp``, ``nbf`` and ``iat`` may be off.
+    clock_skew_seconds: int
+    #: The longest ``exp - iat`` the policy allows.
+    max_lifetime_days: int
+    #: Tokens longer than this are refused before any decoding (default 16384).
+    max_token_bytes: NotRequired[int]
+
+
+class TokenVerifier:
+    """What every verifier of signed tokens holds: its registry's keys, wrapped once, and
+    its :class:`VerifierLimits` (checked by :func:`check_verifier_settings`)."""
+
+    __slots__ = (
+        "_allowed",
+        "_audience",
+        "_keys",
+        "_max_bytes",
+        "_max_lifetime",
+        "_registry",
+        "_skew",
+    )
+
+    def __init__(self, registry: IssuerRegistry, **limits: Unpack[VerifierLimits]) -> None:
+        max_token_bytes = limits.get("max_token_bytes", 16384)
+        check_verifier_settings(
+            limits["allowed_algorithms"],
+            limits["clock_skew_seconds"],
+            limits["max_lifetime_days"],
+            max_token_bytes,
+        )
+        self._registry = registry
+        self._audience = limits["audience"]
+        self._allowed = frozenset(limits["allowed_algorithms"])
+        self._skew = limits["clock_skew_seconds"]
+        self._max_lifetime = limits["max_lifetime_days"] * 86400
+        self._max_bytes = max_token_bytes
+        self._keys = wrap_keys(registry)
 
 
 def resolve_key(

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from pydantic import ValidationError
 
@@ -65,49 +64,19 @@ class _Checked:
     claims: OrderClaims | None = None
 
 
-class OrderVerifier:
+class OrderVerifier(jose.TokenVerifier):
     """Checks court-order tokens against a trust store; build one per process and reuse it.
 
     Args:
         trust: the issuers and keys to believe.
-        audience: the ``aud`` value that names this deployment.
-        allowed_algorithms: the signature algorithms accepted (asymmetric only).
-        clock_skew_seconds: how far ``exp``, ``nbf`` and ``iat`` may be off.
-        max_lifetime_days: the longest ``exp - iat`` the policy allows.
-        max_token_bytes: tokens longer than this are refused before any decoding.
+        **limits: the :class:`app.orders.jose.VerifierLimits`.
     """
 
-    __slots__ = (
-        "_allowed",
-        "_audience",
-        "_checked",
-        "_keys",
-        "_max_bytes",
-        "_max_lifetime",
-        "_skew",
-        "_trust",
-    )
+    __slots__ = ("_checked", "_trust")
 
-    def __init__(
-        self,
-        trust: TrustStore,
-        *,
-        audience: str,
-        allowed_algorithms: Collection[str],
-        clock_skew_seconds: int,
-        max_lifetime_days: int,
-        max_token_bytes: int = 16384,
-    ) -> None:
-        jose.check_verifier_settings(
-            allowed_algorithms, clock_skew_seconds, max_lifetime_days, max_token_bytes
-        )
+    def __init__(self, trust: TrustStore, **limits: Unpack[jose.VerifierLimits]) -> None:
+        super().__init__(trust.courts, **limits)
         self._trust = trust
-        self._audience = audience
-        self._allowed = frozenset(allowed_algorithms)
-        self._skew = clock_skew_seconds
-        self._max_lifetime = max_lifetime_days * 86400
-        self._max_bytes = max_token_bytes
-        self._keys = jose.wrap_keys(trust.courts)
         self._checked: OrderedDict[bytes, _Checked] = OrderedDict()
 
     def verify(self, token: str, now: datetime) -> OrderCheck:
