@@ -27,7 +27,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit.models import AuditVerified
-from app.audit.service import EVENTS, HEAD, PAGE, VerifyResult, _row_fault
+from app.audit.service import CHAIN_COLUMNS, EVENTS, HEAD, PAGE, VerifyResult, _row_fault
 from app.audit.tree import TreeChecker, read_frontier
 from app.core.config_proof import interleaved
 from app.core.models import table_of, utcnow
@@ -208,15 +208,7 @@ class IncrementalVerifier:
             async with self._engine.connect() as conn:
                 rows = (
                     await conn.execute(
-                        select(
-                            EVENTS.c.seq,
-                            EVENTS.c.ts,
-                            EVENTS.c.kind,
-                            EVENTS.c.effect,
-                            EVENTS.c.body,
-                            EVENTS.c.prev_hash,
-                            EVENTS.c.hash,
-                        )
+                        select(*CHAIN_COLUMNS)
                         .where(and_(EVENTS.c.seq > seq, EVENTS.c.seq <= head_seq))
                         .order_by(EVENTS.c.seq)
                         .limit(self._page)

@@ -31,6 +31,16 @@ from app.audit.tree import TreeChecker
 from app.core.models import table_of
 
 EVENTS = table_of(AuditEvent)
+#: What verifying the chain reads of each event (app/audit/incremental.py reads the same).
+CHAIN_COLUMNS = (
+    EVENTS.c.seq,
+    EVENTS.c.ts,
+    EVENTS.c.kind,
+    EVENTS.c.effect,
+    EVENTS.c.body,
+    EVENTS.c.prev_hash,
+    EVENTS.c.hash,
+)
 HEAD = table_of(AuditHead)
 PAGE = 5000
 
@@ -58,20 +68,14 @@ class VerifyResult:
 
 async def _rows(engine: AsyncEngine, after: int = 0) -> AsyncIterator[Any]:
     """Every event after ``after`` in order, a page at a time (keyset, not offset)."""
-    cols = (
-        EVENTS.c.seq,
-        EVENTS.c.ts,
-        EVENTS.c.kind,
-        EVENTS.c.effect,
-        EVENTS.c.body,
-        EVENTS.c.prev_hash,
-        EVENTS.c.hash,
-    )
     while True:
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(*cols).where(EVENTS.c.seq > after).order_by(EVENTS.c.seq).limit(PAGE)
+                    select(*CHAIN_COLUMNS)
+                    .where(EVENTS.c.seq > after)
+                    .order_by(EVENTS.c.seq)
+                    .limit(PAGE)
                 )
             ).all()
         for row in rows:
