@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +113,11 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
-async def provision(settings: Settings, prefix: str) -> dict[str, str]:
-    """Migrate the state database and create a key per role (named ``prefix-role``)."""
+async def provision(
+    settings: Settings, prefix: str, roles: Iterable[Role] = tuple(Role)
+) -> dict[str, str]:
+    """Migrate the state database and create a key per role of ``roles`` (named
+    ``prefix-role``), by role."""
     from tests.conftest import migrate
 
     await migrate(settings)
@@ -124,7 +127,7 @@ async def provision(settings: Settings, prefix: str) -> dict[str, str]:
     try:
         return {
             role.value: (await add_client(engine, f"{prefix}-{role.value}", role, audit=writer))[1]
-            for role in Role
+            for role in roles
         }
     finally:
         await writer.close()

@@ -15,15 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app.admin.clients import add_client
-from app.audit.writer import AuditWriter
 from app.callers.models import Role
 from app.core.config import Settings
-from app.core.database import create_engine
 from app.main import create_app
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
-from tests.conftest import migrate
-from tests.servers import start_server
+from tests.servers import provision, settings_env, start_server
 
 Token = Callable[..., str]
 
@@ -188,24 +184,9 @@ def state_url(tmp_path: Path) -> str:
 async def test_a_generated_client_permits_denies_and_verifies(
     settings: Settings, order_token: Token, tmp_path: Path
 ) -> None:
-    await migrate(settings)
-    engine = create_engine(settings.state_url)
-    writer = AuditWriter(engine)
-    writer.start()
-    try:
-        _, requester = await add_client(engine, "gen-requester", Role.REQUESTER, audit=writer)
-        _, auditor = await add_client(engine, "gen-auditor", Role.AUDITOR, audit=writer)
-    finally:
-        await writer.close()
-        await engine.dispose()
-    env = {
-        "BULWARK_DATA_DIR": str(settings.data_dir),
-        "BULWARK_DATABASE_URL": settings.state_url,
-        "BULWARK_RECORDS_URL": settings.store_url,
-        "BULWARK_TRUST_STORE": str(settings.trust_store),
-        "BULWARK_JURISDICTIONS": ",".join(settings.jurisdictions),
-        "BULWARK_ENVIRONMENT": "test",
-    }
+    keys = await provision(settings, "gen", (Role.REQUESTER, Role.AUDITOR))
+    requester, auditor = keys[Role.REQUESTER], keys[Role.AUDITOR]
+    env = settings_env(settings)
     server = start_server(env, tmp_path, name="openapi")
     try:
         async with httpx.AsyncClient(timeout=10) as http:

@@ -13,7 +13,7 @@ from app.apidocs.router import DOCS_CSP
 from app.core.config import Settings
 from app.core.reasons import REASONS, Reason
 from tests.conftest import auth, migrate
-from tests.servers import start_server
+from tests.servers import settings_env, start_server
 from tests.transparency.test_page_chromium import chromium, run_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,14 +63,7 @@ def test_every_reason_code_has_advice_and_a_row_in_docs_api() -> None:
 async def test_docs_render_in_chromium(settings: Settings, tmp_path: Path) -> None:
     binary = chromium()
     await migrate(settings)
-    env = {
-        "BULWARK_DATA_DIR": str(settings.data_dir),
-        "BULWARK_DATABASE_URL": settings.state_url,
-        "BULWARK_RECORDS_URL": settings.store_url,
-        "BULWARK_TRUST_STORE": str(settings.trust_store),
-        "BULWARK_JURISDICTIONS": ",".join(settings.jurisdictions),
-        "BULWARK_ENVIRONMENT": "test",
-    }
+    env = settings_env(settings)
     server = start_server(env, tmp_path, name="docs")
     try:
         dom = run_chromium(

@@ -12,7 +12,7 @@ from app.core.config import Settings
 from app.runtime import Runtime
 from tests.conftest import auth
 from tests.orders.test_transcription import PAPER_SHA256, Keys, approval, body, transcription
-from tests.servers import start_server
+from tests.servers import settings_env, start_server
 from tests.transparency.test_page_chromium import chromium, run_chromium
 
 
@@ -73,14 +73,7 @@ async def test_the_page_in_chromium(
     settings: Settings, tmp_path: Path, library_keys: Keys, keys: dict[str, str]
 ) -> None:
     binary = chromium()
-    env = {
-        "BULWARK_DATA_DIR": str(settings.data_dir),
-        "BULWARK_DATABASE_URL": settings.state_url,
-        "BULWARK_RECORDS_URL": settings.store_url,
-        "BULWARK_TRUST_STORE": str(settings.trust_store),
-        "BULWARK_JURISDICTIONS": ",".join(settings.jurisdictions),
-        "BULWARK_ENVIRONMENT": "test",
-    }
+    env = settings_env(settings)
     server = start_server(env, tmp_path, name="counsel")
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:

@@ -14,15 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from app.admin.clients import add_client
-from app.audit.writer import AuditWriter
 from app.callers.models import Role
 from app.core.config import Settings
-from app.core.database import create_engine
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
-from tests.conftest import auth, migrate
+from tests.conftest import auth
 from tests.databases import IN_CI
-from tests.servers import start_server
+from tests.servers import provision, settings_env, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -116,26 +113,8 @@ async def demo(settings: Settings, tmp_path: Path) -> tuple[dict[str, str], dict
     """The settings of a demo deployment that publishes its report, and its callers' keys."""
     policy = tmp_path / "public-policy.toml"
     policy.write_text('version = "demo-public"\n[transparency]\npublic = true\n')
-    await migrate(settings)
-    engine = create_engine(settings.state_url)
-    writer = AuditWriter(engine)
-    writer.start()
-    keys = {}
-    try:
-        for role in (Role.REQUESTER, Role.AUDITOR):
-            _, keys[role.value] = await add_client(engine, f"page-{role}", role, audit=writer)
-    finally:
-        await writer.close()
-        await engine.dispose()
-    env = {
-        "BULWARK_DATA_DIR": str(settings.data_dir),
-        "BULWARK_DATABASE_URL": settings.state_url,
-        "BULWARK_RECORDS_URL": settings.store_url,
-        "BULWARK_TRUST_STORE": str(settings.trust_store),
-        "BULWARK_JURISDICTIONS": ",".join(settings.jurisdictions),
-        "BULWARK_POLICY": str(policy),
-        "BULWARK_ENVIRONMENT": "test",
-    }
+    keys = await provision(settings, "page", (Role.REQUESTER, Role.AUDITOR))
+    env = settings_env(settings, BULWARK_POLICY=str(policy))
     return env, keys
 
 
