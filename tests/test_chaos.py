@@ -21,6 +21,7 @@ from app.records.demo import DEMO_PATRON
 from tests.chaos import HTTP_MAPPING, HangingRecordsApi, private_postgres
 from tests.conftest import COURT_ISS, auth
 from tests.databases import require
+from tests.factories import disclosure_body
 from tests.servers import Server, chain_and_events, provision, settings_env, start_server
 
 pytestmark = pytest.mark.slow
@@ -35,14 +36,7 @@ def state_url(tmp_path: Path) -> str:
 
 
 def request(token: str | None) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    return disclosure_body(token)
 
 
 def code(r: httpx.Response) -> str | None:

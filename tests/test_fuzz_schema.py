@@ -33,6 +33,7 @@ from app.orders.issuing import issue_order, make_claims
 from app.records.demo import DEMO_MAPPING, DEMO_PATRON
 from app.records.mapping import load_mapping
 from tests.conftest import COURT_ISS, COURT_KID, JURISDICTION, auth
+from tests.factories import disclosure_body
 from tests.servers import Server, provision, start_server
 
 pytestmark = pytest.mark.slow
@@ -104,14 +105,7 @@ def target(
         )
         r = httpx.post(
             f"{server.url}/v1/disclosures",
-            json={
-                "purpose": "legal_process",
-                "patron_id": DEMO_PATRON,
-                "categories": ["circulation"],
-                "from": "2026-01-01",
-                "to": "2026-06-30",
-                "court_order": token,
-            },
+            json=disclosure_body(token),
             headers=auth(keys["requester"]),
             timeout=30,
         )

@@ -17,6 +17,7 @@ from app.core.config import Settings
 from app.main import create_app
 from app.records.demo import DEMO_PATRON
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 
@@ -120,14 +121,7 @@ def test_the_constraints_the_code_enforces_are_declared(document: dict[str, Any]
 
 
 def _body(token: str, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    body = disclosure_body(token)
     return {**body, **overrides}
 
 

@@ -20,6 +20,7 @@ import pytest
 from app.core.config import Settings
 from app.records.demo import DEMO_PATRON
 from tests.conftest import auth
+from tests.factories import disclosure_body
 from tests.servers import provision, settings_env, start_server
 from tests.test_deploy_files import _command_exists
 
@@ -80,14 +81,7 @@ def bulwark(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def disclose(url: str, key: str, token: str) -> httpx.Response:
-    body = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    body = disclosure_body(token)
     return httpx.post(f"{url}/v1/disclosures", json=body, headers=auth(key), timeout=30)
 
 

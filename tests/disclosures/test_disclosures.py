@@ -24,19 +24,13 @@ from app.records.demo import DEMO_BUSY_PATRON, DEMO_PATRON, OTHER_PATRON
 from app.runtime import Runtime, build_runtime
 from tests.audit.test_chain import make_unwritable, make_writable
 from tests.conftest import auth, migrate
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 
 
 def request(token: str | None, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    body: dict[str, Any] = disclosure_body(token)
     body.update(overrides)
     return body
 

@@ -21,6 +21,7 @@ from app.orders.issuing import OMIT, generate_key_pair, make_claims, sign_compac
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import COURT_ISS, COURT_KID, JURISDICTION, auth
+from tests.factories import disclosure_body
 
 CourtKey = tuple[bytes, dict[str, str]]
 
@@ -149,14 +150,7 @@ async def test_attack_is_refused_and_audited(
     token = make(court_key)
     r = await client.post(
         "/v1/disclosures",
-        json={
-            "purpose": "legal_process",
-            "patron_id": DEMO_PATRON,
-            "categories": ["circulation"],
-            "from": "2026-01-01",
-            "to": "2026-06-30",
-            "court_order": token,
-        },
+        json=disclosure_body(token),
         headers=auth(keys["requester"]),
     )
     assert r.status_code == 403, r.text
@@ -176,14 +170,7 @@ async def test_a_mebibyte_token_never_reaches_the_verifier(
 ) -> None:
     r = await client.post(
         "/v1/disclosures",
-        json={
-            "purpose": "legal_process",
-            "patron_id": DEMO_PATRON,
-            "categories": ["circulation"],
-            "from": "2026-01-01",
-            "to": "2026-06-30",
-            "court_order": "a" * (1 << 20),
-        },
+        json=disclosure_body("a" * (1 << 20)),
         headers=auth(keys["requester"]),
     )
     assert r.status_code == 413

@@ -23,6 +23,7 @@ from app.orders.trust import TrustStore
 from app.records.demo import DEMO_PATRON
 from app.runtime import build_runtime
 from tests.conftest import COURT_ISS, COURT_KID, JURISDICTION, auth, migrate
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 COUNSEL_ISS = "https://counsel.example/library"
@@ -88,14 +89,7 @@ async def signoff_off(
 
 
 def request(order: str, approval: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": order,
-    }
+    body: dict[str, Any] = disclosure_body(order)
     if approval is not None:
         body["counsel_approval"] = approval
     return body

@@ -29,20 +29,14 @@ from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime, build_runtime
 from tests.conftest import auth, migrate
 from tests.databases import require
+from tests.factories import disclosure_body
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CALLER = Caller(id=1, name="c", role=Role.REQUESTER)
 
 
 def decision_body(token: str) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": DEMO_PATRON,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    return disclosure_body(token)
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ from app.core.config import Settings
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from tests.conftest import auth
 from tests.databases import IN_CI
+from tests.factories import disclosure_body
 from tests.servers import provision, settings_env, start_server
 
 pytestmark = pytest.mark.slow
@@ -134,14 +135,7 @@ async def test_page_in_chromium_shows_the_json_figures(
                 order_token(instrument="national_security_letter", allow_invalid=True),
                 None,
             ):
-                body = {
-                    "purpose": "legal_process",
-                    "patron_id": DEMO_PATRON,
-                    "categories": ["circulation"],
-                    "from": "2026-01-01",
-                    "to": "2026-06-30",
-                    "court_order": token,
-                }
+                body = disclosure_body(token)
                 r = await client.post("/v1/disclosures", json=body, headers=auth(keys["requester"]))
                 assert r.status_code in (200, 403)
             report = (await client.get("/v1/transparency", params=PERIOD)).json()
