@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -14,17 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.audit import service
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
 from app.audit.writer import AuditWriter, Entry, UseClaim
-from app.core import migrations
-from app.core.database import create_engine
 from app.core.reasons import Reason
-
-
-@pytest.fixture
-async def engine(state_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, state_url)
-    eng = create_engine(state_url)
-    yield eng
-    await eng.dispose()
 
 
 def entry(i: int, **kw: object) -> Entry:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -16,18 +15,8 @@ from app.audit import incremental
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
 from app.audit.incremental import IncrementalVerifier
 from app.audit.writer import AuditWriter, Entry
-from app.core import migrations
-from app.core.database import create_engine
 from app.runtime import Runtime
 from tests.conftest import auth
-
-
-@pytest.fixture
-async def engine(state_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, state_url)
-    eng = create_engine(state_url)
-    yield eng
-    await eng.dispose()
 
 
 def entry(i: int) -> Entry:

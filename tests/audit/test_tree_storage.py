@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit import service, tree
 from app.audit.writer import AuditWriter, Entry
-from app.core import migrations
-from app.core.database import create_engine
 from tests.audit import rfc9162
 from tests.audit.forge import rebuild_tree
-
-
-@pytest.fixture
-async def engine(state_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, state_url)
-    eng = create_engine(state_url)
-    yield eng
-    await eng.dispose()
 
 
 def entry(i: int) -> Entry:
