@@ -104,6 +104,21 @@ async def sign(client: httpx.AsyncClient, keys: dict[str, str]) -> str:
     return response.text
 
 
+async def publish(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    runtime: Runtime,
+    witnesses: list[notes.Signer],
+    tmp_path: Path,
+) -> str:
+    """Sign a checkpoint and have every witness cosign it (each with its state file)."""
+    note = await sign(client, keys)
+    log = log_config(runtime).verifier
+    for i, w in enumerate(witnesses):
+        await witness_once(client, log, w, tmp_path / f"w{i}.json")
+    return note
+
+
 def codes(response: httpx.Response) -> list[str]:
     assert response.headers["content-type"].startswith("application/problem+json")
     return [r["code"] for r in response.json()["reasons"]]
@@ -388,9 +403,7 @@ async def test_tampering_is_caught_by_the_documented_verifier(
     seq = permit.json()["audit"]["seq"]
     for i in range(40):  # enough events that the proof uses a stored node (16 events each)
         await runtime.audit.append(Entry(kind="evaluation", effect="deny", body={"v": 1, "i": i}))
-    await sign(client, keys)
-    for i, w in enumerate(witnesses):
-        await witness_once(client, log, w, tmp_path / f"w{i}.json")
+    await publish(client, keys, runtime, witnesses, tmp_path)
     document = (await client.get(f"/v1/receipts/{seq}", headers=auth(keys["requester"]))).json()
     wkeys = [w.verifier for w in witnesses]
     offline.check_inclusion(document, log, witnesses=wkeys, quorum=2)
@@ -456,14 +469,11 @@ async def test_the_public_view_holds_no_event_content(
     witnesses: list[notes.Signer],
     tmp_path: Path,
 ) -> None:
-    log = log_config(runtime).verifier
     for _ in range(3):
         await decisions(client, keys, order_token)
     # Cover more than one full tile of level 0 would take 256 events; a partial one is enough.
-    note = await sign(client, keys)
+    note = await publish(client, keys, runtime, witnesses, tmp_path)
     size = int(note.split("\n")[1])
-    for i, w in enumerate(witnesses):
-        await witness_once(client, log, w, tmp_path / f"w{i}.json")
     served: list[bytes] = []
     for path, params in [
         ("/v1/log/checkpoint", {}),
@@ -548,9 +558,7 @@ async def test_a_notified_patron_is_given_the_proof_of_the_disclosure(
         headers=req,
     )
     assert (permit.status_code, sealed.status_code) == (200, 200)
-    await sign(client, keys)
-    for i, w in enumerate(witnesses):
-        await witness_once(client, log, w, tmp_path / f"w{i}.json")
+    await publish(client, keys, runtime, witnesses, tmp_path)
     notifier = auth(keys["notifier"])
     [notice] = (await client.get("/v1/notices/due", headers=notifier)).json()["notices"]
     assert notice["disclosure_id"] == permit.json()["disclosure_id"]
