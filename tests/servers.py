@@ -134,6 +134,15 @@ async def provision(
         await engine.dispose()
 
 
+async def chain_verdict(state_url: str) -> VerifyResult:
+    """The chain's verdict (``verify_chain``) over the state database at ``state_url``."""
+    engine = create_engine(state_url)
+    try:
+        return await verify_chain(engine)
+    finally:
+        await engine.dispose()
+
+
 async def chain_and_events(state_url: str) -> tuple[VerifyResult, dict[int, str]]:
     """The chain's verdict, and every event's hash by sequence number."""
     engine = create_engine(state_url)

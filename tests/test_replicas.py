@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from app.admin.clients import revoke_client
-from app.audit import service as audit_service
 from app.audit.writer import AuditWriter
 from app.callers.models import Role
 from app.core.config import Settings
@@ -21,7 +20,7 @@ from app.core.database import create_engine
 from app.records.demo import DEMO_PATRON
 from tests.conftest import auth
 from tests.factories import disclosure_body
-from tests.servers import Server, chain_and_events, provision, servers, settings_env
+from tests.servers import Server, chain_and_events, chain_verdict, provision, servers, settings_env
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +63,7 @@ async def test_uses_are_exact_across_two_processes(
         for r in responses
         if r.status_code != 200
     )
-    engine = create_engine(settings.state_url)
-    try:
-        verdict = await audit_service.verify_chain(engine)
-    finally:
-        await engine.dispose()
+    verdict = await chain_verdict(settings.state_url)
     assert verdict.ok, verdict
     assert verdict.events == len(Role) + 24  # a client key per role, then one per request
 

@@ -10,12 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.audit import service as audit_service
 from app.core.config import Settings
-from app.core.database import create_engine
 from app.records.demo import DEMO_PATRON
 from tests.conftest import auth
-from tests.servers import provision, servers, settings_env
+from tests.servers import chain_verdict, provision, servers, settings_env
 from tests.test_replicas import body
 
 pytestmark = pytest.mark.slow
@@ -67,9 +65,5 @@ async def test_a_retry_on_the_other_replica_replays_the_first_answer(
     # Two disclosures ran (first, burst): the third use is still there.
     assert fresh.status_code == 200
     assert fresh.json()["order"]["uses_left"] == 0
-    engine = create_engine(settings.state_url)
-    try:
-        verdict = await audit_service.verify_chain(engine)
-    finally:
-        await engine.dispose()
+    verdict = await chain_verdict(settings.state_url)
     assert verdict.ok, verdict
