@@ -30,17 +30,16 @@ import datetime as dt
 import json
 import re
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from tests.records.serving import local_socket, serving
 
 TENANT = "diku"
 USERNAME = "bulwark-reader"
@@ -274,29 +273,7 @@ def build_app(folio: Folio) -> Any:
 @contextmanager
 def running_folio(**tenants: TenantData) -> Iterator[Folio]:
     """Serve the fake on 127.0.0.1 until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    folio = Folio(f"http://127.0.0.1:{sock.getsockname()[1]}", tenants=dict(tenants))
-    config = uvicorn.Config(
-        build_app(folio),
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        http="h11",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the FOLIO fake did not start")
-        time.sleep(0.01)
-    try:
+    sock, url = local_socket()
+    folio = Folio(url, tenants=dict(tenants))
+    with serving(build_app(folio), sock, "the FOLIO fake"):
         yield folio
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

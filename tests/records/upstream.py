@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.records.serving import local_socket, serving
 
 PATRON = "P-ALPHA"
 
@@ -185,29 +183,7 @@ def build_app(upstream: Upstream) -> Any:
 @contextmanager
 def running_upstream() -> Iterator[Upstream]:
     """Serve the upstream on 127.0.0.1 until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    upstream = Upstream(f"http://127.0.0.1:{sock.getsockname()[1]}")
-    config = uvicorn.Config(
-        build_app(upstream),
-        log_level="warning",
-        lifespan="off",
-        ws="none",
-        http="h11",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the upstream test server did not start")
-        time.sleep(0.01)
-    try:
+    sock, url = local_socket()
+    upstream = Upstream(url)
+    with serving(build_app(upstream), sock, "the upstream test server"):
         yield upstream
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
