@@ -1,4 +1,5 @@
-"""What a careful insider does after rewriting audit_events: rebuild the Merkle tree to match.
+"""What a careful insider does: rewrite an event and recompute the hash chain after it, then
+rebuild the Merkle tree to match.
 
 Test tooling only: it shows that the tree alone cannot stop someone with write access to the
 database, and that signed, witnessed checkpoints do.
@@ -6,10 +7,30 @@ database, and that signed, witnessed checkpoints do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit import tree
+from app.audit.chain import GENESIS_HASH, chain_hash
+
+
+async def rewrite_event(engine: AsyncEngine, seq: int, edit: Callable[[str], str]) -> None:
+    """Replace event ``seq``'s body with ``edit(body)`` and recompute every hash after it,
+    the head's included (the chain alone then verifies)."""
+    async with engine.begin() as conn:
+        rows = (await conn.execute(text("SELECT seq, body FROM audit_events ORDER BY seq"))).all()
+        prev = GENESIS_HASH
+        for row in rows:
+            body = edit(row.body) if row.seq == seq else row.body
+            h = chain_hash(prev, body)
+            await conn.execute(
+                text("UPDATE audit_events SET body = :b, prev_hash = :p, hash = :h WHERE seq = :s"),
+                {"b": body, "p": prev, "h": h, "s": row.seq},
+            )
+            prev = h
+        await conn.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
 
 
 async def rebuild_tree(engine: AsyncEngine) -> None:

@@ -14,6 +14,7 @@ from app.audit import service
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
 from app.audit.writer import AuditWriter, Entry, UseClaim
 from app.core.reasons import Reason
+from tests.audit.forge import rewrite_event
 
 
 def entry(i: int, **kw: object) -> Entry:
@@ -174,18 +175,7 @@ async def test_rewritten_history_with_recomputed_hashes_is_caught_by_checkpoint(
     await fill(writer, 6)
     saved = await service.make_checkpoint(engine, key)
     # Rewrite event 2 and recompute every hash after it, head included.
-    async with engine.begin() as conn:
-        rows = (await conn.execute(text("SELECT seq, body FROM audit_events ORDER BY seq"))).all()
-        prev = GENESIS_HASH
-        for row in rows:
-            body = row.body.replace('"n":', '"n":9') if row.seq == 2 else row.body
-            h = chain_hash(prev, body)
-            await conn.execute(
-                text("UPDATE audit_events SET body = :b, prev_hash = :p, hash = :h WHERE seq = :s"),
-                {"b": body, "p": prev, "h": h, "s": row.seq},
-            )
-            prev = h
-        await conn.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+    await rewrite_event(engine, 2, lambda b: b.replace('"n":', '"n":9'))
     assert (await service.verify_chain(engine)).ok
     verdict = await service.verify_since(engine, saved, key.public_key())
     assert not verdict.ok

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from app.audit import notes, offline, tree
-from app.audit.chain import GENESIS_HASH, canonical, chain_hash
+from app.audit.chain import canonical
 from app.audit.log_router import log_config
 from app.audit.writer import Entry
 from app.cli import main
@@ -26,7 +26,7 @@ from app.orders.models import Instrument
 from app.records.demo.generator import DEMO_PATRON, OTHER_PATRON
 from app.runtime import Runtime
 from app.witness import ForkDetected, witness_once
-from tests.audit.forge import rebuild_tree
+from tests.audit.forge import rebuild_tree, rewrite_event
 from tests.conftest import TEST_PATRONS, auth
 from tests.factories import disclosure_body
 
@@ -330,18 +330,7 @@ async def test_two_witnesses_publish_and_follow_the_log(
 async def _rewrite_history(runtime: Runtime, *, add: int) -> None:
     """A database administrator rewrites event 2, recomputes the chain and the tree, and the
     log goes on (``add`` more events)."""
-    async with runtime.state.begin() as conn:
-        rows = (await conn.execute(text("SELECT seq, body FROM audit_events ORDER BY seq"))).all()
-        prev = GENESIS_HASH
-        for row in rows:
-            b = row.body.replace("{", '{"a":"forged",', 1) if row.seq == 2 else row.body
-            h = chain_hash(prev, b)
-            await conn.execute(
-                text("UPDATE audit_events SET body = :b, prev_hash = :p, hash = :h WHERE seq = :s"),
-                {"b": b, "p": prev, "h": h, "s": row.seq},
-            )
-            prev = h
-        await conn.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+    await rewrite_event(runtime.state, 2, lambda b: b.replace("{", '{"a":"forged",', 1))
     await rebuild_tree(runtime.state)
     for i in range(add):
         await runtime.audit.append(Entry(kind="evaluation", effect="deny", body={"v": 1, "i": i}))

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.audit import service, tree
 from app.audit.writer import AuditWriter, Entry
 from tests.audit import rfc9162
-from tests.audit.forge import rebuild_tree
+from tests.audit.forge import rebuild_tree, rewrite_event
 
 
 def entry(i: int) -> Entry:
@@ -109,21 +109,8 @@ async def test_a_missing_or_extra_node_is_caught(engine: AsyncEngine, writer: Au
 async def test_a_tampered_event_is_caught_by_the_tree_even_with_the_chain_recomputed(
     engine: AsyncEngine, writer: AuditWriter
 ) -> None:
-    from app.audit.chain import GENESIS_HASH, chain_hash
-
     await asyncio.gather(*(writer.append(entry(i)) for i in range(20)))
-    async with engine.begin() as conn:
-        rows = (await conn.execute(text("SELECT seq, body FROM audit_events ORDER BY seq"))).all()
-        prev = GENESIS_HASH
-        for row in rows:
-            body = row.body.replace('"n":', '"n":7') if row.seq == 3 else row.body
-            h = chain_hash(prev, body)
-            await conn.execute(
-                text("UPDATE audit_events SET body = :b, prev_hash = :p, hash = :h WHERE seq = :s"),
-                {"b": body, "p": prev, "h": h, "s": row.seq},
-            )
-            prev = h
-        await conn.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+    await rewrite_event(engine, 3, lambda b: b.replace('"n":', '"n":7'))
     verdict = await service.verify_chain(engine)
     # Caught by the stored node over events 1..16, which event 3 no longer hashes into.
     assert (verdict.ok, verdict.first_bad_seq) == (False, 1)
