@@ -17,6 +17,7 @@ from app.orders.issuing import InvalidClaimsError
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
 from tests.conftest import auth
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 
@@ -34,14 +35,7 @@ FIELDS = ["purpose", "patron_id", "from", "to", "court_order", "cursor", "catego
 
 
 def valid(token: str, patron: str = DEMO_PATRON) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": patron,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    return disclosure_body(token, patron)
 
 
 def b64(data: bytes) -> str:

@@ -23,6 +23,7 @@ from app.orders.issuing import issue_order, make_claims
 from app.records.demo import DEMO_PATRON, OTHER_PATRON
 from tests.conftest import auth
 from tests.databases import IN_CI, PG_HOST, PG_PORT, PG_USER, require
+from tests.factories import disclosure_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,14 +83,7 @@ def disclosure(info: dict[str, Any], patron: str, jti: str) -> dict[str, Any]:
         max_uses=5,
     )
     token = issue_order(claims, Path(court["key"]).read_bytes(), court["kid"], "ES256")
-    return {
-        "purpose": "legal_process",
-        "patron_id": patron,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    return disclosure_body(token, patron)
 
 
 def request_ids(log: str) -> set[str]:

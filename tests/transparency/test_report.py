@@ -29,6 +29,7 @@ from app.transparency import router as transparency_router
 from app.transparency import service
 from app.transparency.service import REFUSAL_CODES, band
 from tests.conftest import auth, migrate
+from tests.factories import disclosure_body
 
 Token = Callable[..., str]
 TODAY_RANGE = {"from": "2000-01-01", "to": "2100-12-31"}
@@ -61,14 +62,7 @@ def policy_file(tmp_path: Path, text: str) -> Path:
 
 
 def disclosure(token: str | None, patron: str = DEMO_PATRON) -> dict[str, Any]:
-    return {
-        "purpose": "legal_process",
-        "patron_id": patron,
-        "categories": ["circulation"],
-        "from": "2026-01-01",
-        "to": "2026-06-30",
-        "court_order": token,
-    }
+    return disclosure_body(token, patron)
 
 
 async def deployment(
