@@ -100,17 +100,22 @@ def servers(settings_env: Mapping[str, str], log_dir: Path, count: int) -> Itera
             s.stop()
 
 
-def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment that makes a `bulwark serve` process use ``settings``."""
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a `bulwark` command use ``settings``' files and databases
+    (its environment left to the default)."""
     return {
         "BULWARK_DATA_DIR": str(settings.data_dir),
         "BULWARK_DATABASE_URL": settings.state_url,
         "BULWARK_RECORDS_URL": settings.store_url,
         "BULWARK_TRUST_STORE": str(settings.trust_store),
         "BULWARK_JURISDICTIONS": ",".join(sorted(settings.jurisdictions)),
-        "BULWARK_ENVIRONMENT": "test",
         **extra,
     }
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a `bulwark serve` process use ``settings``."""
+    return cli_env(settings, **{"BULWARK_ENVIRONMENT": "test", **extra})
 
 
 async def provision(

@@ -14,17 +14,12 @@ from sqlalchemy.engine import make_url
 from app.callers.service import hash_key
 from app.cli import main
 from app.core.config import Settings
+from tests.servers import cli_env
 
 
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
-    return {
-        "BULWARK_DATA_DIR": str(settings.data_dir),
-        "BULWARK_DATABASE_URL": settings.state_url,
-        "BULWARK_RECORDS_URL": settings.store_url,
-        "BULWARK_TRUST_STORE": str(settings.trust_store),
-        "BULWARK_JURISDICTIONS": "US-IL",
-    }
+    return cli_env(settings)
 
 
 def run(env: dict[str, str], *args: str) -> Result:

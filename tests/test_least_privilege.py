@@ -27,6 +27,7 @@ from app.runtime import build_runtime
 from tests.conftest import auth, migrate
 from tests.databases import PG_HOST, PG_PORT, PG_USER, postgres_database
 from tests.factories import disclosure_body
+from tests.servers import cli_env
 
 Token = Callable[..., str]
 
@@ -136,23 +137,12 @@ async def test_readyz_refuses_a_replica_that_could_rewrite_the_log(
 # --------------------------------------------------------------------------- CLI
 
 
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    return {
-        "BULWARK_DATA_DIR": str(settings.data_dir),
-        "BULWARK_DATABASE_URL": settings.state_url,
-        "BULWARK_RECORDS_URL": settings.store_url,
-        "BULWARK_TRUST_STORE": str(settings.trust_store),
-        "BULWARK_JURISDICTIONS": "US-IL",
-        **extra,
-    }
-
-
 def run(env: dict[str, str], *args: str) -> Result:
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
 def test_audit_verify_since_needs_only_the_public_key(settings: Settings, tmp_path: Path) -> None:
-    env = _env(settings)
+    env = cli_env(settings)
     assert run(env, "db", "upgrade").exit_code == 0
     checkpoint = run(env, "audit", "checkpoint")
     assert checkpoint.exit_code == 0
@@ -182,7 +172,7 @@ async def test_db_upgrade_refuses_a_database_holding_other_tables(settings: Sett
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE borrowers (borrowernumber INTEGER PRIMARY KEY)"))
     await engine.dispose()
-    env = _env(settings)
+    env = cli_env(settings)
     refused = await asyncio.to_thread(run, env, "db", "upgrade")
     assert refused.exit_code != 0 and "borrowers" in refused.output
     assert "--allow-foreign-tables" in refused.output
