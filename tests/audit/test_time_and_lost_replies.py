@@ -27,19 +27,17 @@ from app.audit import fastpath, service
 from app.audit.chain import GENESIS_HASH, canonical, chain_hash
 from app.audit.figures import read_figures
 from app.audit.writer import AuditWriter, Entry, UseClaim
-from app.callers.models import Client
 from app.core import migrations
 from app.core.database import create_engine
-from app.core.models import table_of
 from app.holds.service import list_holds
 from app.records.demo import DEMO_PATRON
 from app.runtime import Runtime
+from tests.audit.conftest import engine_with_a_client
 from tests.conftest import auth
 from tests.databases import postgres_database
 from tests.disclosures.test_disclosures import request
 
 ORDER = ("https://courts.example/a", "order-1")
-CLIENTS = table_of(Client)
 
 
 async def test_a_rewritten_event_time_fails_verification(
@@ -198,19 +196,7 @@ def pg_engine_url() -> Iterator[str]:
 async def test_a_batch_whose_reply_was_lost_is_not_applied_twice(
     pg_engine_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await asyncio.to_thread(migrations.upgrade, pg_engine_url)
-    engine = create_engine(pg_engine_url)
-    async with engine.begin() as conn:
-        await conn.execute(
-            sa.insert(CLIENTS).values(
-                id=1,
-                name="ils",
-                role="requester",
-                key_hash="0" * 64,
-                key_prefix="bwk_0000",
-                created_at=dt.datetime.now(dt.UTC),
-            )
-        )
+    engine = await engine_with_a_client(pg_engine_url)
     writer = AuditWriter(engine)
     writer.start()
     real = fastpath.append

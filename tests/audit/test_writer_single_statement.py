@@ -9,32 +9,26 @@ locked append alone would give.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit import service
 from app.audit.writer import Appended, AuditWriter, Entry, UseClaim
-from app.callers.models import Client
-from app.core import migrations
-from app.core.database import create_engine
-from app.core.models import table_of
 from app.core.reasons import Reason
 from app.disclosures.models import DisclosureRow
 from app.holds.service import HoldRow
 from app.notices.models import NoticeRow
+from tests.audit.conftest import engine_with_a_client
 from tests.databases import postgres_database
 
 pytestmark = pytest.mark.postgres
 
 ORDER = ("https://courts.example/a", "order-1")
-CLIENTS = table_of(Client)
 
 
 @pytest.fixture
@@ -45,19 +39,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, pg_url)
-    engine = create_engine(pg_url)
-    async with engine.begin() as conn:
-        await conn.execute(
-            sa.insert(CLIENTS).values(
-                id=1,
-                name="ils",
-                role="requester",
-                key_hash="0" * 64,
-                key_prefix="bwk_0000",
-                created_at=dt.datetime.now(dt.UTC),
-            )
-        )
+    engine = await engine_with_a_client(pg_url)
     yield engine
     await engine.dispose()
 
