@@ -95,10 +95,6 @@ class StateClock:
         at, mono = self._base
         return at + dt.timedelta(seconds=self._monotonic() - mono)
 
-    def today(self) -> dt.date:
-        """The database's date (UTC)."""
-        return self.now().date()
-
     def offset_seconds(self) -> float:
         """How far this replica's wall clock is ahead (+) or behind (-) the database's."""
         return (self.local() - self.now()).total_seconds()
