@@ -119,6 +119,19 @@ async def until_recovered(servers: list[Server], keys: dict[str, str], token: st
     raise AssertionError("did not recover within 60 s")
 
 
+async def until_ready(servers: list[Server]) -> None:
+    """Readiness answers from a one-second cache (app/health/router.py): a failure cached while
+    the database was down may still be served for up to that second after it is back."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=30) as client:
+        while time.monotonic() - started < 10:
+            codes = [(await client.get(f"{s.url}/readyz")).status_code for s in servers]
+            if codes == [200] * len(servers):
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError("readyz did not say ready within 10 s of recovery")
+
+
 async def test_state_database_restart_under_load(
     make_settings: Any, order_token: Token, tmp_path: Path
 ) -> None:
@@ -155,6 +168,7 @@ async def test_state_database_restart_under_load(
             in_outage = len(load.answers)
             pg.start()
             recovered_after = await until_recovered(servers, keys, token)
+            await until_ready(servers)
             await asyncio.sleep(0.5)
             load.running = False
             await asyncio.gather(*workers)
